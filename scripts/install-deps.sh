@@ -35,6 +35,8 @@ declare -A wanted=(
   [systemd-analyze]=systemd
   [iptables]=iptables
   [curl]=curl
+  [ping]=iputils-ping
+  [taskset]=util-linux
   [openssl]=openssl
 )
 

@@ -1,7 +1,10 @@
 //! Stands up what the tests and the bench measure against: certbot-shaped
-//! certificate directories today; client network namespaces, compose
-//! profiles and CPU budgets as the deploy and bench work lands.
+//! certificate directories, client network namespaces, and a machine-wide
+//! lock around Docker and privileged ports.
 
 pub mod certs;
+pub mod lock;
+pub mod netns;
 
 pub use certs::{CertbotDir, CertsError};
+pub use netns::ClientNamespace;
