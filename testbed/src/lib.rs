@@ -3,6 +3,7 @@
 //! lock around Docker and privileged ports.
 
 pub mod certs;
+pub mod cgroup;
 pub mod lock;
 pub mod netns;
 
