@@ -1,1 +1,64 @@
-fn main() {}
+//! `blog`: parses the command line, sets up logging and runs the server,
+//! the health check or the path listing from the `server` library.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use server::config::{Cli, Command};
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("blog: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    let args = &cli.serve;
+    if cli.serve.list_paths || matches!(cli.command, Some(Command::Paths)) {
+        for path in server::page_paths(args.site.as_deref())? {
+            println!("{path}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(Command::Healthcheck { url }) = &cli.command {
+        let url = url.clone().unwrap_or_else(|| args.healthcheck_url());
+        return Ok(match server::health::check(&url, Duration::from_secs(5)) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("blog healthcheck: {e}");
+                ExitCode::FAILURE
+            }
+        });
+    }
+
+    let settings = args.resolve()?;
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log).map_err(|e| {
+        server::config::ConfigError::BadLogFilter {
+            filter: args.log.clone(),
+            reason: e.to_string(),
+        }
+    })?;
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(settings.workers)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(server::serve::serve(settings));
+    // Connections still open after the grace period are dropped here.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result?;
+    Ok(ExitCode::SUCCESS)
+}

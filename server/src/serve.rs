@@ -1,0 +1,190 @@
+//! Running the server: log who runs it, load the site and certificate,
+//! bind every listener, serve until SIGTERM or SIGINT, then stop
+//! gracefully within the grace period.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio_rustls::TlsAcceptor;
+
+use crate::acme::Acme;
+use crate::config::{CertSource, Settings};
+use crate::identity::Identity;
+use crate::listen::{self, Connections, ListenError};
+use crate::metrics::{self, Metrics};
+use crate::response::Routes;
+use crate::service::{App, Scheme};
+use crate::site::{Site, SiteError};
+use crate::tls::{self, CertStore, TlsError};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The site did not load.
+    #[error(transparent)]
+    Site(#[from] SiteError),
+    /// The certificate did not load.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// A listener could not be opened.
+    #[error(transparent)]
+    Listen(#[from] ListenError),
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signal(std::io::Error),
+}
+
+/// Serves until SIGTERM or SIGINT, then lets requests in flight finish
+/// for up to the grace period. Returns once stopped.
+pub async fn serve(settings: Settings) -> Result<(), ServeError> {
+    let who = Identity::current();
+    tracing::info!("running as {who}");
+    if who.is_root() {
+        tracing::warn!(
+            "running as uid 0, which is never needed: run as a user with read access to \
+             the certificate (a group on live/ and archive/) and give the binary \
+             cap_net_bind_service for ports below 1024"
+        );
+    }
+    listen::raise_fd_limit();
+    let mut term = signal(SignalKind::terminate()).map_err(ServeError::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(ServeError::Signal)?;
+    let hup = signal(SignalKind::hangup()).map_err(ServeError::Signal)?;
+
+    let metrics = settings.metrics.map(|_| Arc::new(Metrics::default()));
+    let store = Arc::new(CertStore::load(settings.cert.clone(), metrics.clone())?);
+    let cert = store.current();
+    match &settings.cert {
+        CertSource::Letsencrypt { fullchain, .. } => {
+            tracing::info!("certificate from {}: {cert}", fullchain.display())
+        }
+        CertSource::SelfSigned(_) => tracing::info!("self-signed certificate: {cert}"),
+    }
+
+    // Bind everything before the slow part, so a refused port fails fast.
+    let https = bind_all(&settings.https)?;
+    let http = bind_all(&settings.http)?;
+    let metrics_listener = settings.metrics.map(listen::bind).transpose()?;
+    let https_port = https.first().map_or(443, |(_, addr)| addr.port());
+
+    let site = Site::load(settings.site.as_deref())?;
+    let base_url = base_url(&settings.domains, https_port);
+    let routes = Routes::from_site(&site, &base_url);
+    tracing::info!(
+        "site {}: {} posts, {} pages and assets, {} KiB in memory with compressed variants",
+        settings
+            .site
+            .as_ref()
+            .map_or("<embedded sample>".into(), |p| p.display().to_string()),
+        site.posts.len(),
+        routes.len(),
+        routes.memory_bytes() / 1024,
+    );
+
+    let app = Arc::new(App {
+        routes,
+        acme: Acme {
+            webroot: settings.acme_webroot.clone(),
+            domains: settings.domains.clone(),
+            https_port,
+        },
+        http_role: settings.http_role,
+        metrics: metrics.clone(),
+        access_log: settings.access_log,
+    });
+    let (stop_tx, stop) = watch::channel(false);
+    let (alive, mut all_closed) = mpsc::channel::<()>(1);
+    let conns = Arc::new(Connections {
+        app,
+        builder: Connections::builder(settings.header_timeout),
+        limit: Arc::new(Semaphore::new(settings.max_connections)),
+        stop: stop.clone(),
+        alive,
+        handshake_timeout: settings.handshake_timeout,
+        idle_timeout: settings.idle_timeout,
+    });
+
+    let acceptor = TlsAcceptor::from(tls::server_config(store.clone())?);
+    tokio::spawn(store.watch(hup, settings.cert_check_interval, stop.clone()));
+    for (listener, addr) in https {
+        tokio::spawn(listen::accept_loop(
+            listener,
+            Scheme::Https,
+            Some(acceptor.clone()),
+            conns.clone(),
+        ));
+        log_listening(Scheme::Https, addr);
+    }
+    for (listener, addr) in http {
+        tokio::spawn(listen::accept_loop(
+            listener,
+            Scheme::Http,
+            None,
+            conns.clone(),
+        ));
+        log_listening(Scheme::Http, addr);
+    }
+    if let (Some(listener), Some(m)) = (metrics_listener, metrics) {
+        let addr = listener.local_addr().ok();
+        tokio::spawn(metrics::serve(listener, m, stop.clone()));
+        if let Some(addr) = addr {
+            tracing::info!("metrics on http://{addr}/metrics");
+        }
+    }
+    drop(conns);
+
+    let why = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    tracing::info!(
+        "{why}: no longer accepting; letting requests in flight finish (up to {} s)",
+        settings.grace_period.as_secs()
+    );
+    let _ = stop_tx.send(true);
+    match tokio::time::timeout(settings.grace_period, all_closed.recv()).await {
+        Ok(_) => tracing::info!("all connections closed; exiting"),
+        Err(_) => tracing::warn!(
+            "grace period of {} s over with connections still open; closing them",
+            settings.grace_period.as_secs()
+        ),
+    }
+    Ok(())
+}
+
+fn bind_all(addrs: &[SocketAddr]) -> Result<Vec<(TcpListener, SocketAddr)>, ListenError> {
+    let mut bound = Vec::with_capacity(addrs.len());
+    for addr in addrs {
+        match listen::bind(*addr) {
+            Ok(listener) => {
+                let local = listener.local_addr().unwrap_or(*addr);
+                bound.push((listener, local));
+            }
+            // The demo listens on ::1 too; a host without IPv6 still runs it.
+            Err(e) if addr.ip().is_loopback() && addr.is_ipv6() && addrs.len() > 1 => {
+                tracing::warn!("skipping {addr}: {e}");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(bound)
+}
+
+fn log_listening(scheme: Scheme, addr: SocketAddr) {
+    tracing::info!("listening on {}://{addr}", scheme.as_str());
+    if addr.is_ipv6() && addr.ip().is_unspecified() {
+        tracing::info!("{addr} is dual-stack: it accepts IPv4 clients too");
+    }
+}
+
+/// `https://first-domain[:port]`, or localhost when no domain is set.
+fn base_url(domains: &[String], https_port: u16) -> String {
+    let host = domains.first().map_or("localhost", String::as_str);
+    match https_port {
+        443 => format!("https://{host}"),
+        port => format!("https://{host}:{port}"),
+    }
+}

@@ -1,0 +1,112 @@
+//! The hyper services behind the listeners: HTTPS serves the site; HTTP
+//! serves ACME challenges and `/healthz`, then either the site or
+//! redirects. Both count metrics and write the access log when asked.
+
+use std::convert::Infallible;
+use std::future::{ready, Ready};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::{Request, Response};
+use hyper::body::Body as _;
+
+use crate::acme::{Acme, CHALLENGE_PREFIX};
+use crate::config::HttpRole;
+use crate::metrics::Metrics;
+use crate::response::{Body, Routes, HEALTHZ_PATH};
+
+/// What every connection shares: the routes and the switches.
+#[derive(Debug)]
+pub struct App {
+    /// The site, in memory.
+    pub routes: Routes,
+    /// Challenges and redirects for the HTTP listener.
+    pub acme: Acme,
+    /// What the HTTP listener does with other requests.
+    pub http_role: HttpRole,
+    /// Counters, when metrics are on.
+    pub metrics: Option<Arc<Metrics>>,
+    /// Log every request.
+    pub access_log: bool,
+}
+
+/// Which listener a connection came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// The TLS listener.
+    Https,
+    /// The plain listener.
+    Http,
+}
+
+impl Scheme {
+    /// `http` or `https`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Https => "https",
+            Scheme::Http => "http",
+        }
+    }
+}
+
+/// The service for one connection.
+#[derive(Debug, Clone)]
+pub struct Handler {
+    app: Arc<App>,
+    scheme: Scheme,
+    peer: SocketAddr,
+}
+
+impl Handler {
+    /// A service for a connection from `peer` on the `scheme` listener.
+    pub fn new(app: Arc<App>, scheme: Scheme, peer: SocketAddr) -> Handler {
+        Handler { app, scheme, peer }
+    }
+
+    /// Answers one request.
+    pub fn handle<B>(&self, req: &Request<B>) -> Response<Body> {
+        let app = &*self.app;
+        let (method, uri, headers) = (req.method(), req.uri(), req.headers());
+        let resp = match self.scheme {
+            Scheme::Https => app.routes.respond(method, uri, headers, true),
+            Scheme::Http => match uri.path().strip_prefix(CHALLENGE_PREFIX) {
+                Some(token) => app.acme.challenge(token),
+                None if app.http_role == HttpRole::Site || uri.path() == HEALTHZ_PATH => {
+                    app.routes.respond(method, uri, headers, false)
+                }
+                None => app.acme.redirect(uri, headers),
+            },
+        };
+
+        if app.metrics.is_some() || app.access_log {
+            let bytes = resp.body().size_hint().exact().unwrap_or(0);
+            if let Some(metrics) = &app.metrics {
+                metrics.request(resp.status(), bytes);
+            }
+            if app.access_log {
+                tracing::info!(
+                    target: "blog::access",
+                    "{} {} {} {} {:?} {} {}",
+                    self.peer,
+                    self.scheme.as_str(),
+                    method,
+                    uri,
+                    req.version(),
+                    resp.status().as_u16(),
+                    bytes,
+                );
+            }
+        }
+        resp
+    }
+}
+
+impl<B> hyper::service::Service<Request<B>> for Handler {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Ready<Result<Response<Body>, Infallible>>;
+
+    fn call(&self, req: Request<B>) -> Self::Future {
+        ready(Ok(self.handle(&req)))
+    }
+}
