@@ -4,6 +4,8 @@
 
 pub mod certs;
 pub mod cgroup;
+pub mod compose;
+pub mod image;
 pub mod lock;
 pub mod netns;
 
