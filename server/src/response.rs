@@ -168,7 +168,8 @@ impl Routes {
                 return resp;
             }
         };
-        let Ok(path) = decode_path(uri.path()) else {
+        let Ok(path) = decode_path(uri.path()).and_then(|p| if p.starts_with('/') { Ok(p) } else { Err(()) })
+        else {
             return plain(StatusCode::BAD_REQUEST, "malformed request target\n");
         };
 
