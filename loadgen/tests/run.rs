@@ -1,0 +1,371 @@
+//! Runs against a real hyper server started by each test, over HTTP/1.1,
+//! HTTPS and h2: counts, open-loop rate, coordinated-omission correction,
+//! one connection per request, dead and killed targets, status errors.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use loadgen::run::run;
+use support::{assert_counts_add_up, config, Behaviour, TestServer};
+
+#[test]
+fn closed_loop_counts_add_up_and_bytes_are_counted() {
+    let server = TestServer::start(Behaviour::default());
+    let url = server.url("/");
+    let r = run(&config(&["-c", "4", "-t", "1", "-d", "700ms", &url]), false).unwrap();
+    assert_counts_add_up(&r);
+    let s = &r.summary;
+    assert!(s.requests_completed > 100, "{s:#?}");
+    assert_eq!(s.errors, 0, "{:?}", s.errors_by_kind);
+    assert!(s.bytes_received >= s.requests_completed * support::BODY.len() as u64);
+    assert_eq!(
+        s.latency_corrected, s.latency_uncorrected,
+        "closed loop has no schedule"
+    );
+    assert_eq!(s.connections_opened, 4);
+    assert!(!r.time_series.is_empty() && r.cpu.user_s + r.cpu.system_s > 0.0);
+}
+
+#[test]
+fn open_loop_rate_is_held_within_one_percent() {
+    let server = TestServer::start(Behaviour::default());
+    let url = server.url("/");
+    for rate in ["200", "1000", "4000"] {
+        let r = run(
+            &config(&["-c", "8", "-t", "2", "-d", "2s", "-R", rate, &url]),
+            false,
+        )
+        .unwrap();
+        assert_counts_add_up(&r);
+        let s = &r.summary;
+        let target: f64 = rate.parse().unwrap();
+        let sent_rate = s.requests_sent as f64 / s.duration_s;
+        assert!(
+            (sent_rate - target).abs() / target < 0.01,
+            "rate {rate}: sent {sent_rate}/s"
+        );
+        assert!(
+            (s.rate_achieved - target).abs() / target < 0.01,
+            "rate {rate}: achieved {}/s",
+            s.rate_achieved
+        );
+        assert!(!s.below_target, "rate {rate}");
+    }
+}
+
+#[test]
+fn stalls_show_in_corrected_percentiles_not_uncorrected() {
+    let stall = (Duration::from_secs(1), Duration::from_millis(250));
+    let server = TestServer::start(Behaviour {
+        stall: Some(stall),
+        ..Default::default()
+    });
+    let url = server.url("/");
+    let r = run(
+        &config(&["-c", "2", "-t", "1", "-d", "3s", "-R", "1000", &url]),
+        false,
+    )
+    .unwrap();
+    assert_counts_add_up(&r);
+    let s = &r.summary;
+    // A quarter of every second is stalled: requests due then wait up to
+    // 250 ms counted from their due time, but once sent they are quick.
+    assert!(
+        s.latency_corrected.p90_us >= 50_000,
+        "corrected {:#?}",
+        s.latency_corrected
+    );
+    assert!(
+        s.latency_uncorrected.p99_us < 30_000,
+        "uncorrected {:#?}",
+        s.latency_uncorrected
+    );
+    assert!(s.latency_corrected.max_us >= 150_000);
+}
+
+#[test]
+fn new_connection_opens_one_connection_per_request() {
+    let server = TestServer::start(Behaviour::default());
+    let url = server.url("/");
+    let r = run(
+        &config(&[
+            "-c",
+            "2",
+            "-t",
+            "1",
+            "-d",
+            "500ms",
+            "--new-connection",
+            &url,
+        ]),
+        false,
+    )
+    .unwrap();
+    assert_counts_add_up(&r);
+    let accepts = server.accepts.load(std::sync::atomic::Ordering::SeqCst);
+    let answered = server.requests.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(r.summary.requests_completed > 20);
+    // Every answered request came on its own connection; at most one per
+    // connection slot was accepted but not yet answered at the deadline.
+    assert!(
+        accepts >= answered && accepts <= answered + 2,
+        "{accepts} accepts, {answered} answered"
+    );
+    assert_eq!(r.summary.connections_opened, r.summary.requests_sent);
+    assert!(r.summary.phases.connect.count >= r.summary.requests_completed);
+}
+
+#[test]
+fn keep_alive_reuses_its_connections() {
+    let server = TestServer::start(Behaviour::default());
+    let url = server.url("/");
+    let r = run(&config(&["-c", "3", "-t", "1", "-d", "300ms", &url]), false).unwrap();
+    assert!(r.summary.requests_completed > 30);
+    assert_eq!(server.accepts.load(std::sync::atomic::Ordering::SeqCst), 3);
+}
+
+#[test]
+fn killed_server_ends_the_run_on_time_with_errors_counted() {
+    let mut server = TestServer::start(Behaviour::default());
+    let url = server.url("/");
+    let cfg = config(&[
+        "-c",
+        "4",
+        "-t",
+        "1",
+        "-d",
+        "2s",
+        "-R",
+        "500",
+        "--timeout",
+        "300ms",
+        &url,
+    ]);
+    let started = Instant::now();
+    let runner = std::thread::spawn(move || run(&cfg, false).unwrap());
+    std::thread::sleep(Duration::from_millis(700));
+    server.kill();
+    let r = runner.join().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_counts_add_up(&r);
+    let s = &r.summary;
+    assert!(s.requests_completed > 100, "{s:#?}");
+    assert!(s.errors > 100, "{s:#?}");
+    assert!(
+        s.errors_by_kind.contains_key("refused"),
+        "{:?}",
+        s.errors_by_kind
+    );
+}
+
+#[test]
+fn dead_target_is_counted_not_a_crash() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let url = format!("http://127.0.0.1:{port}/");
+    let started = Instant::now();
+    let r = run(&config(&["-c", "2", "-t", "1", "-d", "500ms", &url]), false).unwrap();
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_counts_add_up(&r);
+    assert_eq!(r.summary.requests_completed, 0);
+    let refused = r
+        .summary
+        .errors_by_kind
+        .get("refused")
+        .copied()
+        .unwrap_or(0);
+    // Closed loop backs off 10 ms after a failed connect: bounded, not a spin.
+    assert!(
+        refused > 10 && refused < 200,
+        "{:?}",
+        r.summary.errors_by_kind
+    );
+}
+
+#[test]
+fn non_2xx_responses_are_errors_by_status_and_chunked_bodies_complete() {
+    let server = TestServer::start(Behaviour::default());
+    let bad = server.url("/status/503");
+    let r = run(&config(&["-c", "1", "-t", "1", "-d", "200ms", &bad]), false).unwrap();
+    assert_counts_add_up(&r);
+    assert!(
+        r.summary
+            .errors_by_kind
+            .get("status_503")
+            .copied()
+            .unwrap_or(0)
+            > 5
+    );
+    assert_eq!(r.summary.requests_completed, 0);
+
+    let chunked = server.url("/chunked");
+    let r = run(
+        &config(&["-c", "1", "-t", "1", "-d", "200ms", &chunked]),
+        false,
+    )
+    .unwrap();
+    assert_eq!(r.summary.errors, 0, "{:?}", r.summary.errors_by_kind);
+    assert!(r.summary.requests_completed > 5);
+}
+
+#[test]
+fn mix_file_spreads_requests_by_weight() {
+    let server = TestServer::start(Behaviour::default());
+    let dir = tempfile::tempdir().unwrap();
+    let mix = dir.path().join("mix.txt");
+    let text = format!(
+        "# index and an error page\n3 {}\n1 {}\n",
+        server.url("/"),
+        server.url("/status/404")
+    );
+    std::fs::write(&mix, text).unwrap();
+    let r = run(
+        &config(&[
+            "-c",
+            "2",
+            "-t",
+            "1",
+            "-d",
+            "500ms",
+            "--mix",
+            mix.to_str().unwrap(),
+        ]),
+        false,
+    )
+    .unwrap();
+    assert_counts_add_up(&r);
+    let s = &r.summary;
+    let share = s.errors_by_kind["status_404"] as f64 / (s.requests_completed + s.errors) as f64;
+    assert!((share - 0.25).abs() < 0.05, "404 share {share}");
+}
+
+fn tls_server() -> (TestServer, tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = testbed::CertbotDir::create(&dir.path().join("le"), "blog.test").unwrap();
+    let ca = certs.write_ca(&dir.path().join("ca.pem")).unwrap();
+    let tls = Some((certs.fullchain_path(), certs.privkey_path()));
+    let server = TestServer::start(Behaviour {
+        tls,
+        ..Default::default()
+    });
+    (server, dir, ca.display().to_string())
+}
+
+#[test]
+fn https_verifies_with_cacert_and_times_the_handshake() {
+    let (server, _dir, ca) = tls_server();
+    let url = format!("https://blog.test:{}/", server.addr.port());
+    let to = server.addr.to_string();
+    let r = run(
+        &config(&[
+            "-c",
+            "2",
+            "-t",
+            "1",
+            "-d",
+            "400ms",
+            "--cacert",
+            &ca,
+            "--connect-to",
+            &to,
+            &url,
+        ]),
+        false,
+    )
+    .unwrap();
+    assert_counts_add_up(&r);
+    assert_eq!(r.summary.errors, 0, "{:?}", r.summary.errors_by_kind);
+    assert!(r.summary.requests_completed > 20);
+    assert_eq!(r.summary.phases.tls.count, 2);
+}
+
+#[test]
+fn https_with_an_untrusted_ca_counts_tls_errors() {
+    let (server, dir, _ca) = tls_server();
+    let other = testbed::CertbotDir::create(&dir.path().join("other"), "blog.test").unwrap();
+    let wrong_ca = other.write_ca(&dir.path().join("wrong.pem")).unwrap();
+    let url = format!("https://localhost:{}/", server.addr.port());
+    let r = run(
+        &config(&[
+            "-c",
+            "1",
+            "-t",
+            "1",
+            "-d",
+            "300ms",
+            "--cacert",
+            wrong_ca.to_str().unwrap(),
+            &url,
+        ]),
+        false,
+    )
+    .unwrap();
+    assert_counts_add_up(&r);
+    assert_eq!(r.summary.requests_completed, 0);
+    assert!(
+        r.summary.errors_by_kind.get("tls").copied().unwrap_or(0) > 0,
+        "{:?}",
+        r.summary.errors_by_kind
+    );
+}
+
+#[test]
+fn http2_works_over_tls_and_cleartext() {
+    let (server, _dir, ca) = tls_server();
+    let url = format!("https://localhost:{}/", server.addr.port());
+    let r = run(
+        &config(&[
+            "-c", "2", "-t", "1", "-d", "400ms", "--http2", "--cacert", &ca, &url,
+        ]),
+        false,
+    )
+    .unwrap();
+    assert_counts_add_up(&r);
+    assert_eq!(r.summary.errors, 0, "{:?}", r.summary.errors_by_kind);
+    assert!(r.summary.requests_completed > 20);
+    assert_eq!(r.summary.connections_opened, 2);
+
+    let plain = TestServer::start(Behaviour::default());
+    let url = plain.url("/");
+    let r = run(
+        &config(&[
+            "-c", "2", "-t", "1", "-d", "300ms", "-R", "200", "--http2", &url,
+        ]),
+        false,
+    )
+    .unwrap();
+    assert_counts_add_up(&r);
+    assert_eq!(r.summary.errors, 0, "{:?}", r.summary.errors_by_kind);
+    assert!(r.summary.requests_completed >= 55);
+}
+
+#[test]
+fn https_new_connection_handshakes_every_request() {
+    let (server, _dir, _ca) = tls_server();
+    let url = format!("https://localhost:{}/", server.addr.port());
+    let r = run(
+        &config(&[
+            "-c",
+            "1",
+            "-t",
+            "1",
+            "-d",
+            "300ms",
+            "--insecure",
+            "--new-connection",
+            &url,
+        ]),
+        false,
+    )
+    .unwrap();
+    assert_counts_add_up(&r);
+    assert!(r.summary.requests_completed > 5);
+    assert!(r.summary.phases.tls.count >= r.summary.requests_completed);
+}
