@@ -148,7 +148,7 @@ pub fn bind_advice(port: u16, who: &Identity) -> String {
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "/path/to/blog".into());
     format!(
-        "port {port} as uid {uid}: {limit} and this process has {caps}. Fixes: \
+        "port {port} as uid {uid}: {limit}, which this process {caps}. Fixes: \
          (1) give the binary the file capability: setcap cap_net_bind_service=+ep {exe} \
          (in a container also keep NET_BIND_SERVICE in the bounding set and do not set \
          no-new-privileges on Docker before 23.0.7); \

@@ -4,7 +4,6 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use clap::Parser as _;
 use server::config::{Cli, Command};
 
@@ -12,7 +11,8 @@ fn main() -> ExitCode {
     match run() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("blog: {e:#}");
+            // Library errors carry their cause in their message already.
+            eprintln!("blog: {e}");
             ExitCode::FAILURE
         }
     }
@@ -55,7 +55,7 @@ fn run() -> anyhow::Result<ExitCode> {
         .worker_threads(settings.workers)
         .enable_all()
         .build()
-        .context("cannot start the async runtime")?;
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
     let result = runtime.block_on(server::serve::serve(settings));
     // Connections still open after the grace period are dropped here.
     runtime.shutdown_timeout(Duration::from_secs(1));

@@ -168,8 +168,7 @@ impl Routes {
                 return resp;
             }
         };
-        let Ok(path) = decode_path(uri.path()).and_then(|p| if p.starts_with('/') { Ok(p) } else { Err(()) })
-        else {
+        let Some(path) = decode_path(uri.path()).filter(|p| p.starts_with('/')) else {
             return plain(StatusCode::BAD_REQUEST, "malformed request target\n");
         };
 
@@ -428,30 +427,19 @@ pub fn choose_encoding(accept: Option<&HeaderValue>) -> (bool, bool) {
     }
 }
 
-/// Percent-decodes a request path; `Err` for a bad escape, invalid UTF-8
+/// Percent-decodes a request path; `None` for a bad escape, invalid UTF-8
 /// or a NUL. Paths without `%` are borrowed, not copied.
-pub fn decode_path(path: &str) -> Result<Cow<'_, str>, ()> {
+pub fn decode_path(path: &str) -> Option<Cow<'_, str>> {
     if !path.contains('%') {
-        return if path.contains('\0') {
-            Err(())
-        } else {
-            Ok(Cow::Borrowed(path))
-        };
+        return (!path.contains('\0')).then_some(Cow::Borrowed(path));
     }
     let bytes = path.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hi = bytes
-                .get(i + 1)
-                .and_then(|b| (*b as char).to_digit(16))
-                .ok_or(())?;
-            let lo = bytes
-                .get(i + 2)
-                .and_then(|b| (*b as char).to_digit(16))
-                .ok_or(())?;
-            out.push((hi * 16 + lo) as u8);
+            let digit = |at: usize| bytes.get(at).and_then(|b| (*b as char).to_digit(16));
+            out.push((digit(i + 1)? * 16 + digit(i + 2)?) as u8);
             i += 3;
         } else {
             out.push(bytes[i]);
@@ -459,9 +447,9 @@ pub fn decode_path(path: &str) -> Result<Cow<'_, str>, ()> {
         }
     }
     if out.contains(&0) {
-        return Err(());
+        return None;
     }
-    String::from_utf8(out).map(Cow::Owned).map_err(|_| ())
+    String::from_utf8(out).ok().map(Cow::Owned)
 }
 
 fn is_compressible(content_type: &str) -> bool {
@@ -551,11 +539,12 @@ mod tests {
 
     #[test]
     fn accept_encoding_prefers_brotli_and_honours_q_zero() {
-        let v = |s: &'static str| Some(HeaderValue::from_static(s));
-        assert_eq!(choose_encoding(v("gzip, deflate, br")), (true, true));
-        assert_eq!(choose_encoding(v("br;q=0, gzip")), (false, true));
-        assert_eq!(choose_encoding(v("br;q=0.5, gzip;q=0.9")), (false, true));
-        assert_eq!(choose_encoding(v("identity")), (false, false));
+        let v = |s: &'static str| choose_encoding(Some(&HeaderValue::from_static(s)));
+        assert_eq!(v("gzip, deflate, br"), (true, true));
+        assert_eq!(v("br;q=0, gzip"), (false, true));
+        assert_eq!(v("br;q=0.5, gzip;q=0.9"), (false, true));
+        assert_eq!(v("identity"), (false, false));
+        assert_eq!(v("*"), (true, true));
         assert_eq!(choose_encoding(None), (false, false));
     }
 
@@ -605,9 +594,9 @@ mod tests {
     #[test]
     fn decode_path_rejects_bad_escapes_and_nul() {
         assert_eq!(decode_path("/a%2Fb").unwrap(), "/a/b");
-        assert!(decode_path("/a%zz").is_err());
-        assert!(decode_path("/a%00").is_err());
-        assert!(decode_path("/a%").is_err());
+        assert!(decode_path("/a%zz").is_none());
+        assert!(decode_path("/a%00").is_none());
+        assert!(decode_path("/a%").is_none());
     }
 
     #[test]

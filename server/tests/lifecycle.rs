@@ -36,7 +36,9 @@ fn slow_client(addr: std::net::SocketAddr) -> TcpStream {
     socket.set_recv_buffer_size(4096).unwrap();
     socket.connect(&addr.into()).unwrap();
     let stream: TcpStream = socket.into();
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     stream
 }
 
@@ -45,16 +47,25 @@ fn sigterm_lets_a_slow_response_finish_closes_idle_connections_and_exits_0() {
     let tmp = tempfile::tempdir().unwrap();
     let size = 24 * 1024 * 1024;
     let site = big_site(&tmp, size);
-    let mut blog = Blog::start(&["--site", site.to_str().unwrap(), "--http-serves-site", "--grace-period", "60"]);
+    let mut blog = Blog::start(&[
+        "--site",
+        site.to_str().unwrap(),
+        "--http-serves-site",
+        "--grace-period",
+        "60",
+    ]);
 
     let mut idle = TcpStream::connect(blog.http).unwrap();
-    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    idle.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
     let mut buf = [0u8; 4096];
     assert!(idle.read(&mut buf).unwrap() > 0, "keep-alive answer");
 
     let mut slow = slow_client(blog.http);
-    slow.write_all(b"GET /static/big.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    slow.write_all(b"GET /static/big.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
     let mut received = Vec::new();
     while received.len() < 64 * 1024 {
         let n = slow.read(&mut buf).unwrap();
@@ -73,7 +84,10 @@ fn sigterm_lets_a_slow_response_finish_closes_idle_connections_and_exits_0() {
         }
     };
     assert!(closed, "idle connection closed on shutdown");
-    assert!(blog.wait_exit(Duration::from_millis(200)).is_none(), "still serving the slow response");
+    assert!(
+        blog.wait_exit(Duration::from_millis(200)).is_none(),
+        "still serving the slow response"
+    );
 
     // Read the rest slowly (a pause every megabyte).
     let mut next_pause = received.len() + (1 << 20);
@@ -91,7 +105,9 @@ fn sigterm_lets_a_slow_response_finish_closes_idle_connections_and_exits_0() {
     let split = received.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     assert_eq!(received.len() - split, size, "the whole body arrived");
 
-    let status = blog.wait_exit(Duration::from_secs(20)).expect("exits after the response");
+    let status = blog
+        .wait_exit(Duration::from_secs(20))
+        .expect("exits after the response");
     assert_eq!(status.code(), Some(0), "log:\n{}", blog.log());
     assert!(TcpStream::connect(blog.http).is_err(), "listener is closed");
 }
@@ -110,7 +126,10 @@ fn header_flood_is_answered_431() {
     let answer = raw(blog.http, many.as_bytes());
     assert_eq!(status(&answer), 431, "{answer:.200}");
 
-    let huge = format!("GET / HTTP/1.1\r\nHost: x\r\nCookie: {}\r\n\r\n", "c".repeat(64 * 1024));
+    let huge = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nCookie: {}\r\n\r\n",
+        "c".repeat(64 * 1024)
+    );
     assert_eq!(status(&raw(blog.http, huge.as_bytes())), 431);
 
     // The server is still fine afterwards.
@@ -123,8 +142,15 @@ async fn many_idle_half_open_connections_do_not_block_a_normal_client() {
     let certs = certbot(tmp.path());
     let le = certs.root().to_str().unwrap().to_string();
     let blog = Blog::start(&[
-        "--letsencrypt-dir", &le, "--domain", "blog.test", "--http-serves-site",
-        "--header-timeout", "120", "--handshake-timeout", "120",
+        "--letsencrypt-dir",
+        &le,
+        "--domain",
+        "blog.test",
+        "--http-serves-site",
+        "--header-timeout",
+        "120",
+        "--handshake-timeout",
+        "120",
     ]);
 
     let mut idle = Vec::new();
@@ -134,7 +160,8 @@ async fn many_idle_half_open_connections_do_not_block_a_normal_client() {
             tls.write_all(&[0x16, 0x03, 0x01]).unwrap(); // a TLS record header, then nothing
         }
         let mut http = TcpStream::connect(blog.http).unwrap();
-        http.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ").unwrap();
+        http.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .unwrap();
         idle.push((tls, http));
     }
 
@@ -142,7 +169,10 @@ async fn many_idle_half_open_connections_do_not_block_a_normal_client() {
     let served = tokio::time::timeout(Duration::from_secs(30), async {
         let stream = tls_connect(&client, blog.https, "blog.test").await;
         let mut h2 = h2(stream).await;
-        let resp = h2.send_request(request("GET", "https://blog.test/", &[])).await.unwrap();
+        let resp = h2
+            .send_request(request("GET", "https://blog.test/", &[]))
+            .await
+            .unwrap();
         resp.status()
     })
     .await
@@ -162,14 +192,25 @@ fn slow_headers_and_silent_handshakes_are_cut_off() {
     let certs = certbot(tmp.path());
     let le = certs.root().to_str().unwrap().to_string();
     let blog = Blog::start(&[
-        "--letsencrypt-dir", &le, "--domain", "blog.test", "--http-serves-site",
-        "--header-timeout", "1", "--handshake-timeout", "1",
+        "--letsencrypt-dir",
+        &le,
+        "--domain",
+        "blog.test",
+        "--http-serves-site",
+        "--header-timeout",
+        "1",
+        "--handshake-timeout",
+        "1",
     ]);
     let mut slowloris = TcpStream::connect(blog.http).unwrap();
-    slowloris.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    slowloris
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
     let mut silent = TcpStream::connect(blog.https).unwrap();
     for stream in [&mut slowloris, &mut silent] {
-        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
         let mut rest = Vec::new();
         // The server closes (EOF or reset), well before our 30 s read timeout.
         match stream.read_to_end(&mut rest) {
@@ -184,11 +225,29 @@ fn idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     let tmp = tempfile::tempdir().unwrap();
     let certs = certbot(tmp.path());
     let le = certs.root().to_str().unwrap().to_string();
-    let blog = Blog::start(&["--letsencrypt-dir", &le, "--domain", "blog.test", "--idle-timeout", "1"]);
+    let blog = Blog::start(&[
+        "--letsencrypt-dir",
+        &le,
+        "--domain",
+        "blog.test",
+        "--idle-timeout",
+        "1",
+    ]);
     let out = std::process::Command::new("curl")
-        .args(["-s", "--http2", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .args([
+            "-s",
+            "--http2",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--cacert",
+        ])
         .arg(certs.write_ca(&tmp.path().join("ca.pem")).unwrap())
-        .args(["--resolve", &format!("blog.test:{}:127.0.0.1", blog.https.port())])
+        .args([
+            "--resolve",
+            &format!("blog.test:{}:127.0.0.1", blog.https.port()),
+        ])
         .arg(format!("https://blog.test:{}/", blog.https.port()))
         .output()
         .unwrap();
@@ -205,7 +264,10 @@ fn idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
         .await
         .unwrap();
         let conn = tokio::spawn(conn);
-        let resp = sender.send_request(request("GET", "https://blog.test/", &[])).await.unwrap();
+        let resp = sender
+            .send_request(request("GET", "https://blog.test/", &[]))
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 200);
         drop(resp);
         // An HTTP/2 connection left idle is closed by the server.
@@ -218,13 +280,22 @@ fn idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
 fn excess_connections_wait_instead_of_failing() {
     let tmp = tempfile::tempdir().unwrap();
     let site = write_site(tmp.path());
-    let blog = Blog::start(&["--site", site.to_str().unwrap(), "--http-serves-site", "--max-connections", "2"]);
+    let blog = Blog::start(&[
+        "--site",
+        site.to_str().unwrap(),
+        "--http-serves-site",
+        "--max-connections",
+        "2",
+    ]);
     let first = TcpStream::connect(blog.http).unwrap();
     let second = TcpStream::connect(blog.http).unwrap();
     let addr = blog.http;
     let waiting = std::thread::spawn(move || get(addr, "/healthz", "x", ""));
     std::thread::sleep(Duration::from_millis(500));
-    assert!(!waiting.is_finished(), "the third connection waits while two are open");
+    assert!(
+        !waiting.is_finished(),
+        "the third connection waits while two are open"
+    );
     drop(first);
     drop(second);
     assert_eq!(status(&waiting.join().unwrap()), 200);
@@ -239,14 +310,28 @@ fn shared_tempdir() -> tempfile::TempDir {
 
 #[test]
 fn non_root_bind_of_a_low_port_explains_the_fixes() {
-    let (status, log) = run_as(2200, &["--http-port", "1023", "--https-port", "0", "--listen", "127.0.0.1"], Duration::from_secs(60));
+    let (status, log) = run_as(
+        2200,
+        &[
+            "--http-port",
+            "1023",
+            "--https-port",
+            "0",
+            "--listen",
+            "127.0.0.1",
+        ],
+        Duration::from_secs(60),
+    );
     let status = status.expect("exits");
     assert!(!status.success());
     assert!(log.contains("cannot listen on 127.0.0.1:1023"), "{log}");
     assert!(log.contains("port 1023 as uid 2200"), "{log}");
     assert!(log.contains("setcap cap_net_bind_service=+ep"), "{log}");
     assert!(log.contains("bridge networking"), "{log}");
-    assert!(log.contains("running as uid 2200 gid 2200 groups none capabilities none"), "{log}");
+    assert!(
+        log.contains("running as uid 2200 gid 2200 groups none capabilities none"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -254,10 +339,24 @@ fn unreadable_key_names_the_file_the_uid_and_the_group_fix() {
     let tmp = shared_tempdir();
     let certs = certbot(tmp.path());
     let le = certs.root().to_str().unwrap().to_string();
-    let args = ["--letsencrypt-dir", &le, "--domain", "blog.test", "--listen", "127.0.0.1", "--http-port", "0", "--https-port", "0"];
+    let args = [
+        "--letsencrypt-dir",
+        &le,
+        "--domain",
+        "blog.test",
+        "--listen",
+        "127.0.0.1",
+        "--http-port",
+        "0",
+        "--https-port",
+        "0",
+    ];
     let (status, log) = run_as(2200, &args, Duration::from_secs(60));
     assert!(!status.expect("exits").success());
-    assert!(log.contains("cannot read") && log.contains("live/blog.test/fullchain.pem"), "{log}");
+    assert!(
+        log.contains("cannot read") && log.contains("live/blog.test/fullchain.pem"),
+        "{log}"
+    );
     assert!(log.contains("uid 2200 gid 2200"), "{log}");
     assert!(log.contains("chmod 0750, chgrp 2200"), "{log}");
 
@@ -265,6 +364,12 @@ fn unreadable_key_names_the_file_the_uid_and_the_group_fix() {
     certs.grant_group(2200).unwrap();
     let (status, log) = run_as(2200, &args, Duration::from_secs(60));
     assert!(status.is_none(), "keeps running: {log}");
-    assert!(log.contains("certificate from") && log.contains("CN=blog.test"), "{log}");
-    assert!(!log.contains("never needed"), "no root warning for uid 2200");
+    assert!(
+        log.contains("certificate from") && log.contains("CN=blog.test"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("never needed"),
+        "no root warning for uid 2200"
+    );
 }

@@ -16,9 +16,12 @@ fn tls_server(tmp: &tempfile::TempDir, extra: &[&str]) -> (testbed::CertbotDir, 
     let certs = certbot(tmp.path());
     let site = write_site(tmp.path());
     let mut args = vec![
-        "--letsencrypt-dir", certs.root().to_str().unwrap(),
-        "--domain", "blog.test",
-        "--site", site.to_str().unwrap(),
+        "--letsencrypt-dir",
+        certs.root().to_str().unwrap(),
+        "--domain",
+        "blog.test",
+        "--site",
+        site.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
     let blog = Blog::start(&args);
@@ -48,7 +51,10 @@ async fn h2_is_negotiated_by_alpn_and_serves_get_and_head() {
     let (status, head_headers, head_body) = collect(resp).await;
     assert_eq!(status, 200);
     assert!(head_body.is_empty());
-    assert_eq!(head_headers["content-length"], body.len().to_string().as_str());
+    assert_eq!(
+        head_headers["content-length"],
+        body.len().to_string().as_str()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -59,14 +65,20 @@ async fn http1_over_tls_and_session_resumption() {
     let first = tls_connect(&client, blog.https, "blog.test").await;
     assert_eq!(first.get_ref().1.alpn_protocol(), Some(H1));
     let mut h1 = h1(first).await;
-    let resp = h1.send_request(request("GET", "/", &[("host", "blog.test")])).await.unwrap();
+    let resp = h1
+        .send_request(request("GET", "/", &[("host", "blog.test")]))
+        .await
+        .unwrap();
     assert_eq!(resp.version(), http::Version::HTTP_11);
     assert_eq!(resp.status(), 200);
     drop(h1);
 
     // The client keeps the session ticket from the first connection.
     let second = tls_connect(&client, blog.https, "blog.test").await;
-    assert_eq!(second.get_ref().1.handshake_kind(), Some(rustls::HandshakeKind::Resumed));
+    assert_eq!(
+        second.get_ref().1.handshake_kind(),
+        Some(rustls::HandshakeKind::Resumed)
+    );
 }
 
 /// Opens a new connection until it presents `serial`, for up to 20 s.
@@ -91,17 +103,31 @@ async fn renewed_cert_is_served_after_sighup_while_an_open_connection_keeps_work
     let kept = tls_connect(&client, blog.https, "blog.test").await;
     assert_eq!(peer_serial(&kept), old_serial);
     let mut kept = h1(kept).await;
-    let resp = kept.send_request(request("GET", "/", &[("host", "blog.test")])).await.unwrap();
+    let resp = kept
+        .send_request(request("GET", "/", &[("host", "blog.test")]))
+        .await
+        .unwrap();
     assert_eq!(collect(resp).await.0, 200);
 
     certs.renew().unwrap();
     assert_ne!(certs.serial(), old_serial);
     blog.signal(Signal::SIGHUP);
-    assert!(wait_for_serial(&client, &blog, certs.serial()).await, "log:\n{}", blog.log());
+    assert!(
+        wait_for_serial(&client, &blog, certs.serial()).await,
+        "log:\n{}",
+        blog.log()
+    );
     assert!(blog.log().contains("certificate reloaded (SIGHUP)"));
 
-    let resp = kept.send_request(request("GET", "/feed.xml", &[("host", "blog.test")])).await.unwrap();
-    assert_eq!(collect(resp).await.0, 200, "the connection opened before the renewal still works");
+    let resp = kept
+        .send_request(request("GET", "/feed.xml", &[("host", "blog.test")]))
+        .await
+        .unwrap();
+    assert_eq!(
+        collect(resp).await.0,
+        200,
+        "the connection opened before the renewal still works"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -110,7 +136,11 @@ async fn renewed_cert_is_picked_up_when_the_links_move_without_a_signal() {
     let (mut certs, blog) = tls_server(&tmp, &["--cert-check-interval", "1"]);
     let client = tls_client(&certs.ca_pem(), &[H1]);
     certs.renew().unwrap();
-    assert!(wait_for_serial(&client, &blog, certs.serial()).await, "log:\n{}", blog.log());
+    assert!(
+        wait_for_serial(&client, &blog, certs.serial()).await,
+        "log:\n{}",
+        blog.log()
+    );
     assert!(blog.log().contains("certificate files changed"));
 }
 
@@ -124,11 +154,17 @@ async fn broken_new_key_keeps_the_old_certificate() {
     blog.signal(Signal::SIGHUP);
     let line = blog.wait_log("reload (SIGHUP) failed", Duration::from_secs(20));
     assert!(line.contains("does not match"), "{line}");
-    assert!(line.contains("privkey.pem"), "the log names the key file: {line}");
+    assert!(
+        line.contains("privkey.pem"),
+        "the log names the key file: {line}"
+    );
     let stream = tls_connect(&client, blog.https, "blog.test").await;
     assert_eq!(peer_serial(&stream), good);
     let mut h1 = h1(stream).await;
-    let resp = h1.send_request(request("GET", "/", &[("host", "blog.test")])).await.unwrap();
+    let resp = h1
+        .send_request(request("GET", "/", &[("host", "blog.test")]))
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
 }
 
@@ -140,7 +176,14 @@ fn tls_1_0_and_1_1_are_refused_and_1_2_accepted() {
     let addr = blog.https.to_string();
     let run = |version: &str| {
         std::process::Command::new("openssl")
-            .args(["s_client", "-connect", &addr, "-servername", "blog.test", version])
+            .args([
+                "s_client",
+                "-connect",
+                &addr,
+                "-servername",
+                "blog.test",
+                version,
+            ])
             .args(["-CAfile", ca.to_str().unwrap(), "-verify_return_error"])
             .stdin(std::process::Stdio::null())
             .output()
@@ -155,7 +198,14 @@ fn tls_1_0_and_1_1_are_refused_and_1_2_accepted() {
 fn demo_mode_serves_https_with_a_self_signed_certificate() {
     let blog = Blog::start(&[]);
     let out = std::process::Command::new("curl")
-        .args(["-sk", "--http2", "-o", "/dev/null", "-w", "%{http_code} %{http_version}"])
+        .args([
+            "-sk",
+            "--http2",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{http_version}",
+        ])
         .arg(format!("https://{}/", blog.https))
         .output()
         .expect("curl");

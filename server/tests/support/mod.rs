@@ -41,7 +41,14 @@ impl Blog {
     /// Starts `blog ARGS --listen 127.0.0.1 --http-port 0 --https-port 0`
     /// and waits for both "listening on" lines.
     pub fn start(args: &[&str]) -> Blog {
-        let mut all: Vec<&str> = vec!["--listen", "127.0.0.1", "--http-port", "0", "--https-port", "0"];
+        let mut all: Vec<&str> = vec![
+            "--listen",
+            "127.0.0.1",
+            "--http-port",
+            "0",
+            "--https-port",
+            "0",
+        ];
         all.extend_from_slice(args);
         Blog::spawn(Command::new(BLOG).args(&all))
     }
@@ -66,7 +73,12 @@ impl Blog {
             sink.0.lock().unwrap().push("<stderr closed>".into());
             sink.1.notify_all();
         });
-        let mut blog = Blog { child: Some(child), log, http: any(), https: any() };
+        let mut blog = Blog {
+            child: Some(child),
+            log,
+            http: any(),
+            https: any(),
+        };
         blog.https = blog.listening("https://");
         blog.http = blog.listening("http://");
         blog
@@ -75,8 +87,15 @@ impl Blog {
     fn listening(&self, scheme: &str) -> SocketAddr {
         let needle = format!("listening on {scheme}");
         let line = self.wait_log(&needle, Duration::from_secs(120));
-        let addr = line.split(&needle).nth(1).unwrap().split_whitespace().next().unwrap();
-        addr.parse().unwrap_or_else(|e| panic!("bad address in {line:?}: {e}"))
+        let addr = line
+            .split(&needle)
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap();
+        addr.parse()
+            .unwrap_or_else(|e| panic!("bad address in {line:?}: {e}"))
     }
 
     /// Waits for a log line containing `needle` and returns it; panics
@@ -166,7 +185,9 @@ pub fn run_as(id: u32, args: &[&str], timeout: Duration) -> (Option<ExitStatus>,
         if let Some(status) = child.try_wait().unwrap() {
             break Some(status);
         }
-        if String::from_utf8_lossy(&log).contains("listening on https://") || Instant::now() > deadline {
+        if String::from_utf8_lossy(&log).contains("listening on https://")
+            || Instant::now() > deadline
+        {
             let _ = child.kill();
             let _ = child.wait();
             break None;
@@ -189,14 +210,22 @@ pub fn write_site(root: &Path) -> std::path::PathBuf {
     let body = "Some words about hops and proxies. ".repeat(80);
     for (file, title, date) in [
         ("2025-03-14-first-post.md", "First post", "2025-03-14"),
-        ("2025-04-01-second-post.md", "Second: the sequel", "2025-04-01"),
+        (
+            "2025-04-01-second-post.md",
+            "Second: the sequel",
+            "2025-04-01",
+        ),
     ] {
         let text = format!(
             "---\ntitle: {title}\ndate: {date}\nsummary: About {title}.\ntags: [a, b]\n---\n\n# {title}\n\n{body}\n"
         );
         std::fs::write(site.join("posts").join(file), text).unwrap();
     }
-    std::fs::write(site.join("static/style.css"), "body { margin: 0 auto; }\n".repeat(40)).unwrap();
+    std::fs::write(
+        site.join("static/style.css"),
+        "body { margin: 0 auto; }\n".repeat(40),
+    )
+    .unwrap();
     // Pseudo-random bytes: incompressible, so no gzip or brotli variant.
     let mut x: u32 = 12345;
     let png: Vec<u8> = (0..4096)
@@ -214,7 +243,9 @@ pub fn write_site(root: &Path) -> std::path::PathBuf {
 /// the server closes (send `Connection: close`).
 pub fn raw(addr: SocketAddr, request: &[u8]) -> String {
     let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
     stream.write_all(request).unwrap();
     let mut out = Vec::new();
     let _ = stream.read_to_end(&mut out);
@@ -223,12 +254,19 @@ pub fn raw(addr: SocketAddr, request: &[u8]) -> String {
 
 /// `GET path` with `Host: host` and extra header lines, Connection: close.
 pub fn get(addr: SocketAddr, path: &str, host: &str, extra: &str) -> String {
-    raw(addr, format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n").as_bytes())
+    raw(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n")
+            .as_bytes(),
+    )
 }
 
 /// The status code of a raw HTTP/1.1 answer.
 pub fn status(answer: &str) -> u16 {
-    answer.get(9..12).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no status in {answer:?}"))
+    answer
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {answer:?}"))
 }
 
 /// The value of header `name` in a raw answer.
@@ -271,7 +309,9 @@ pub async fn tls_connect(
 pub fn peer_serial(stream: &TlsStream<tokio::net::TcpStream>) -> u64 {
     let der = &stream.get_ref().1.peer_certificates().unwrap()[0];
     let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
-    cert.raw_serial().iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
+    cert.raw_serial()
+        .iter()
+        .fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
 }
 
 /// An HTTP/1.1 client connection over `io`.
@@ -279,7 +319,9 @@ pub async fn h1<IO>(io: IO) -> hyper::client::conn::http1::SendRequest<Empty<Byt
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await.unwrap();
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .unwrap();
     tokio::spawn(conn);
     sender
 }
@@ -290,7 +332,9 @@ where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io)).await.unwrap();
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+            .await
+            .unwrap();
     tokio::spawn(conn);
     sender
 }
