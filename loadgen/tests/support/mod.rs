@@ -20,6 +20,12 @@ use hyper_util::server::conn::auto;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+thread_local! {
+    /// True on the test server's own threads, so a test can tell the
+    /// generator's work from the server's.
+    pub static SERVER_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// The body every `/` response carries.
 pub const BODY: &[u8] = &[b'x'; 1000];
 
@@ -48,6 +54,7 @@ impl TestServer {
     pub fn start(behaviour: Behaviour) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
+            .on_thread_start(|| SERVER_THREAD.with(|s| s.set(true)))
             .enable_all()
             .build()
             .unwrap();
