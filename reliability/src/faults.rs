@@ -1,0 +1,283 @@
+//! Faults under steady load: the certificate directory vanishes, becomes
+//! unreadable or holds a broken pair (the server must keep serving the
+//! old certificate, say why, and pick up the next good one), a renewal
+//! with SIGHUP, and a graceful stop with SIGTERM.
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::blog::{Blog, BlogOptions};
+use crate::outcome::Outcome;
+use crate::probe::{self, ProbeSpec};
+use crate::scenario::Scale;
+use crate::ScenarioError;
+
+/// The uid and gid the deployment runs as.
+pub const SERVICE_ID: u32 = 2200;
+
+/// The well-behaved client for certificate faults: a new connection (a
+/// full TLS handshake against the current certificate) per request.
+fn handshaking_probe(window: Duration) -> ProbeSpec {
+    ProbeSpec {
+        rate: 50,
+        connections: 4,
+        duration: window,
+        http2: false,
+        new_connection: true,
+    }
+}
+
+/// Runs `break_it` on a fresh server while the handshaking client runs,
+/// then checks the old certificate is still served and the reason was
+/// logged (`reason` in the log line), then `repair` and a renewal must be
+/// picked up.
+fn cert_fault(
+    name: &str,
+    tried: &str,
+    scale: &Scale,
+    options: BlogOptions,
+    reason: &str,
+    break_it: impl FnOnce(&mut Blog) -> Result<(), ScenarioError>,
+    repair: impl FnOnce(&mut Blog) -> Result<(), ScenarioError>,
+) -> Result<Outcome, ScenarioError> {
+    let mut blog = Blog::start(options)?;
+    let first = blog.issued_certificate(1)?;
+    let probe = probe::spawn(&blog, &handshaking_probe(scale.load_window));
+    std::thread::sleep(Duration::from_millis(500));
+
+    let mark = blog.log_len();
+    break_it(&mut blog)?;
+    let line = blog.wait_log_after(
+        mark,
+        "failed, still serving the previous one",
+        Duration::from_secs(5),
+    );
+    let mut out = Outcome::new(name, tried, 1);
+    out.check(
+        format!("the server logs the failed reload and why ({reason})"),
+        line.as_deref().is_some_and(|l| l.contains(reason)),
+        line.clone()
+            .unwrap_or_else(|| format!("no such line; log:\n{}", blog.log())),
+    );
+    let served_old = blog.served_certificate()? == first;
+    out.check(
+        "new handshakes still get the previous certificate",
+        served_old,
+        if served_old {
+            "certificate 1 served"
+        } else {
+            "another certificate served"
+        },
+    );
+    let metrics = blog.metrics_text()?;
+    let exposed = metrics_expose_reload_failure(&metrics);
+    out.count_as(
+        if exposed {
+            "reload failure exposed in metrics"
+        } else {
+            "reload failure NOT in metrics (no reload-failure metric)"
+        },
+        1,
+    );
+    out.count_as(
+        if line.is_some() {
+            "logged at error level"
+        } else {
+            "not logged"
+        },
+        1,
+    );
+
+    let mark = blog.log_len();
+    repair(&mut blog)?;
+    blog.certs_mut().renew()?;
+    let version = blog.certs().version();
+    let reloaded = blog.wait_log_after(mark, "certificate reloaded", Duration::from_secs(5));
+    let served_new = blog.served_certificate()? == blog.issued_certificate(version)?;
+    out.check(
+        "once repaired, the next renewal is served",
+        reloaded.is_some() && served_new,
+        format!(
+            "reload logged: {}, certificate {version} served: {served_new}",
+            reloaded.is_some()
+        ),
+    );
+    out.add_probe(probe::join(probe)?);
+    Ok(out)
+}
+
+/// True when the metrics text carries a reload-failure or certificate
+/// error series.
+pub fn metrics_expose_reload_failure(text: &str) -> bool {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .any(|l| l.contains("reload") || l.contains("certificate_error"))
+}
+
+/// The certificate directory is moved away, then put back.
+pub fn cert_dir_vanishes(scale: &Scale) -> Result<Outcome, ScenarioError> {
+    cert_fault(
+        "cert-dir-vanishes",
+        "the whole certificate directory renamed away at runtime, under handshaking load",
+        scale,
+        BlogOptions::default(),
+        "No such file or directory",
+        |blog| {
+            let root = blog.certs().root().to_path_buf();
+            std::fs::rename(&root, root.with_extension("gone"))
+                .map_err(ScenarioError::io(format!("moving {} away", root.display())))
+        },
+        |blog| {
+            let root = blog.certs().root().to_path_buf();
+            std::fs::rename(root.with_extension("gone"), &root)
+                .map_err(ScenarioError::io(format!("moving {} back", root.display())))
+        },
+    )
+}
+
+/// A renewal whose private key the service user cannot read (mode 0600,
+/// root-owned), with the server running as uid/gid 2200.
+pub fn cert_unreadable(scale: &Scale) -> Result<Outcome, ScenarioError> {
+    let options = BlogOptions {
+        run_as: Some(SERVICE_ID),
+        ..BlogOptions::default()
+    };
+    cert_fault(
+        "cert-unreadable",
+        "a renewal whose new private key is root-only (0600, group root), server running as uid 2200",
+        scale,
+        options,
+        "Permission denied",
+        |blog| {
+            // certbot gives a new key the group and mode of the previous
+            // one: making the current key root-only makes the renewal's
+            // key root-only from the moment it is written.
+            lock_out(&blog.certs().privkey_path())?;
+            Ok(blog.certs_mut().renew()?)
+        },
+        |blog| {
+            let key = blog.certs().privkey_path();
+            if let Ok(target) = key.canonicalize() {
+                let gid = nix::unistd::Gid::from_raw(SERVICE_ID);
+                let _ = nix::unistd::chown(&target, None, Some(gid));
+                let _ = std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o640));
+            }
+            Ok(())
+        },
+    )
+}
+
+/// Makes the file behind `link` mode 0600 with group root.
+fn lock_out(link: &std::path::Path) -> Result<(), ScenarioError> {
+    let target = link
+        .canonicalize()
+        .map_err(ScenarioError::io(format!("resolving {}", link.display())))?;
+    nix::unistd::chown(&target, None, Some(nix::unistd::Gid::from_raw(0))).map_err(|e| {
+        ScenarioError::Io {
+            what: format!("chgrp root {}", target.display()),
+            source: std::io::Error::from_raw_os_error(e as i32),
+        }
+    })?;
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600))
+        .map_err(ScenarioError::io(format!("chmod 600 {}", target.display())))
+}
+
+/// A renewal whose private key does not match its certificate.
+pub fn cert_broken_pair(scale: &Scale) -> Result<Outcome, ScenarioError> {
+    cert_fault(
+        "cert-broken-pair",
+        "a renewal whose private key does not match its certificate",
+        scale,
+        BlogOptions::default(),
+        "does not match",
+        |blog| Ok(blog.certs_mut().renew_with_mismatched_key()?),
+        |_| Ok(()),
+    )
+}
+
+/// A certbot renewal and SIGHUP halfway through steady load: every
+/// request answered, the new certificate served after.
+pub fn renewal_under_load(scale: &Scale) -> Result<Outcome, ScenarioError> {
+    let blog = Blog::start(BlogOptions::default())?;
+    let mut blog = blog;
+    let window = scale.load_window;
+    let keep_alive = probe::spawn(&blog, &ProbeSpec::steady(window));
+    let handshaking = probe::spawn(&blog, &handshaking_probe(window));
+    std::thread::sleep(window / 2);
+    let mark = blog.log_len();
+    blog.certs_mut().renew()?;
+    blog.signal(Signal::SIGHUP)?;
+    let reloaded = blog.wait_log_after(mark, "certificate reloaded", Duration::from_secs(5));
+    let served_new = blog.served_certificate()? == blog.issued_certificate(2)?;
+    let keep_alive = probe::join(keep_alive)?;
+    let handshaking = probe::join(handshaking)?;
+
+    let mut out = Outcome::new(
+        "renewal-under-load",
+        "certbot-style renewal plus SIGHUP halfway through 100 requests/s keep-alive and 50 requests/s new-connection HTTPS load",
+        keep_alive.sent + handshaking.sent,
+    );
+    out.count_as(
+        "requests answered",
+        keep_alive.completed + handshaking.completed,
+    );
+    out.check(
+        "the renewed certificate is served after SIGHUP",
+        reloaded.is_some() && served_new,
+        reloaded.unwrap_or_else(|| "no reload logged".into()),
+    );
+    out.requests_lost += handshaking.lost();
+    out.check(
+        "no handshaking request failed",
+        handshaking.lost() == 0 && handshaking.refused() == 0,
+        format!("errors {:?}", handshaking.errors_by_kind),
+    );
+    out.add_probe(keep_alive);
+    Ok(out)
+}
+
+/// SIGTERM halfway through steady load: in-flight requests finish, the
+/// server exits 0 within its grace period, no request is cut off.
+pub fn graceful_stop_under_load(scale: &Scale) -> Result<Outcome, ScenarioError> {
+    let mut blog = Blog::start(BlogOptions::default())?;
+    let window = scale.load_window;
+    let probe = probe::spawn(&blog, &ProbeSpec::steady(window));
+    std::thread::sleep(window / 2);
+    let stopped_at = Instant::now();
+    blog.signal(Signal::SIGTERM)?;
+    let status = blog.wait_exit(Duration::from_secs(15));
+    let exit_after = stopped_at.elapsed();
+    let stats = probe::join(probe)?;
+
+    let mut out = Outcome::new(
+        "graceful-stop-under-load",
+        "SIGTERM halfway through 100 requests/s over 2 keep-alive HTTPS connections",
+        stats.sent,
+    );
+    out.count_as("answered before the stop", stats.completed);
+    out.count_as(
+        "refused after the stop (nothing listening)",
+        stats.refused(),
+    );
+    out.check(
+        "the server exits 0 within its grace period",
+        status.is_some_and(|s| s.success()),
+        format!("{status:?} after {:.2} s", exit_after.as_secs_f64()),
+    );
+    out.figure(
+        "SIGTERM to exit",
+        (exit_after.as_secs_f64() * 1000.0).round(),
+        "ms",
+        "from kill(SIGTERM) to waitpid, with 2 keep-alive connections open, grace period 10 s",
+    );
+    out.requests_lost = stats.lost();
+    out.check(
+        "no request was cut off (every failure is a refused connection)",
+        stats.lost() == 0,
+        format!("errors {:?}", stats.errors_by_kind),
+    );
+    out.probe = Some(stats);
+    Ok(out)
+}
