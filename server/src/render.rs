@@ -38,6 +38,8 @@ pub enum CacheClass {
     Page,
     /// Static assets: a day.
     Asset,
+    /// Never cached (`/healthz`).
+    Never,
 }
 
 /// Renders every page of `site`; `base_url` (`https://host[:port]`)

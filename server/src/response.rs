@@ -9,7 +9,7 @@ use std::io::Write as _;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Response, StatusCode, Uri};
 use http_body_util::Full;
 use sha2::{Digest, Sha256};
@@ -44,14 +44,18 @@ struct Entry {
     modified: u64,
 }
 
-/// One encoding of a resource, with the headers that go with it.
+/// One encoding of a resource, with its complete header maps. Responses
+/// clone a map and the body; both hold only `'static` data (see [`leak`]),
+/// so a clone is copies, without shared reference counts bouncing between
+/// worker threads.
 #[derive(Debug)]
 struct Variant {
     body: Bytes,
     etag: HeaderValue,
-    headers: Box<[(HeaderName, HeaderValue)]>,
-    /// The subset a 304 carries (no Content-Length or Content-Type).
-    not_modified: Box<[(HeaderName, HeaderValue)]>,
+    /// Headers of a 200/404, indexed by `secure as usize` (HSTS or not).
+    full: [HeaderMap; 2],
+    /// Headers of a 304 (no Content-Length or Content-Type), same index.
+    not_modified: [HeaderMap; 2],
 }
 
 /// A content coding the client accepts and the server can send.
@@ -92,11 +96,9 @@ impl Routes {
             content_type: "text/plain; charset=utf-8",
             body: b"ok\n".to_vec(),
             last_modified: SystemTime::UNIX_EPOCH,
-            cache: CacheClass::Page,
+            cache: CacheClass::Never,
         };
-        let mut health = Entry::new(StatusCode::OK, &health);
-        health.set_cache_control(HeaderValue::from_static("no-store"));
-        map.insert(HEALTHZ_PATH.into(), health);
+        map.insert(HEALTHZ_PATH.into(), Entry::new(StatusCode::OK, &health));
         let not_found = not_found.unwrap_or_else(|| {
             let page = Page {
                 path: NOT_FOUND_PATH.into(),
@@ -202,6 +204,7 @@ impl Entry {
         let cache = HeaderValue::from_static(match page.cache {
             CacheClass::Page => "public, max-age=300",
             CacheClass::Asset => "public, max-age=86400",
+            CacheClass::Never => "no-store",
         });
         let tag = hex(&Sha256::digest(&page.body)[..12]);
         let compressible = is_compressible(page.content_type);
@@ -211,10 +214,9 @@ impl Entry {
         let vary = gz.is_some() || br.is_some();
         let shared = Shared {
             content_type: HeaderValue::from_static(page.content_type),
-            last_modified: HeaderValue::from_str(&httpdate::fmt_http_date(
+            last_modified: leak(httpdate::fmt_http_date(
                 SystemTime::UNIX_EPOCH + Duration::from_secs(modified),
-            ))
-            .expect("an HTTP date is a valid header value"),
+            )),
             cache,
             vary,
         };
@@ -237,25 +239,6 @@ impl Entry {
         self.variants().map(|v| v.body.len()).sum()
     }
 
-    fn set_cache_control(&mut self, value: HeaderValue) {
-        for v in [
-            Some(&mut self.identity),
-            self.gzip.as_mut(),
-            self.brotli.as_mut(),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            for list in [&mut v.headers, &mut v.not_modified] {
-                for (name, old) in list.iter_mut() {
-                    if *name == header::CACHE_CONTROL {
-                        *old = value.clone();
-                    }
-                }
-            }
-        }
-    }
-
     fn send(&self, headers: &HeaderMap, head: bool, secure: bool) -> Response<Body> {
         let variant = match choose_encoding(headers.get(header::ACCEPT_ENCODING)) {
             (true, _) if self.brotli.is_some() => self.brotli.as_ref(),
@@ -265,19 +248,15 @@ impl Entry {
         .unwrap_or(&self.identity);
 
         if self.status == StatusCode::OK && self.not_modified(headers) {
-            return build(
-                StatusCode::NOT_MODIFIED,
-                &variant.not_modified,
-                Bytes::new(),
-                secure,
-            );
+            let headers = variant.not_modified[secure as usize].clone();
+            return build(StatusCode::NOT_MODIFIED, headers, Bytes::new());
         }
         let body = if head {
             Bytes::new()
         } else {
             variant.body.clone()
         };
-        build(self.status, &variant.headers, body, secure)
+        build(self.status, variant.full[secure as usize].clone(), body)
     }
 
     /// RFC 9110 §13.2.2: If-None-Match decides when present, else
@@ -317,50 +296,49 @@ struct Shared {
 
 impl Variant {
     fn new(body: Vec<u8>, etag: String, coding: Option<&'static str>, shared: &Shared) -> Variant {
-        let etag = HeaderValue::from_str(&etag).expect("hex digits are a valid header value");
-        let mut not_modified = vec![
-            (header::ETAG, etag.clone()),
-            (header::LAST_MODIFIED, shared.last_modified.clone()),
-            (header::CACHE_CONTROL, shared.cache.clone()),
-            (
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            ),
-        ];
+        let etag = leak(etag);
+        let mut not_modified = HeaderMap::with_capacity(8);
+        not_modified.insert(header::ETAG, etag.clone());
+        not_modified.insert(header::LAST_MODIFIED, shared.last_modified.clone());
+        not_modified.insert(header::CACHE_CONTROL, shared.cache.clone());
+        not_modified.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
         if shared.vary {
-            not_modified.push((header::VARY, HeaderValue::from_static("accept-encoding")));
+            not_modified.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
         }
-        let mut headers = not_modified.clone();
-        headers.push((header::CONTENT_TYPE, shared.content_type.clone()));
-        headers.push((header::CONTENT_LENGTH, HeaderValue::from(body.len())));
+        let mut full = not_modified.clone();
+        full.insert(header::CONTENT_TYPE, shared.content_type.clone());
+        full.insert(header::CONTENT_LENGTH, leak(body.len().to_string()));
         if let Some(coding) = coding {
-            headers.push((header::CONTENT_ENCODING, HeaderValue::from_static(coding)));
+            full.insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding));
         }
+        let with_hsts = |map: &HeaderMap| {
+            let mut map = map.clone();
+            map.insert(header::STRICT_TRANSPORT_SECURITY, HSTS);
+            map
+        };
         Variant {
-            body: Bytes::from(body),
+            body: Bytes::from_static(Box::leak(body.into_boxed_slice())),
             etag,
-            headers: headers.into_boxed_slice(),
-            not_modified: not_modified.into_boxed_slice(),
+            full: [full.clone(), with_hsts(&full)],
+            not_modified: [not_modified.clone(), with_hsts(&not_modified)],
         }
     }
 }
 
-fn build(
-    status: StatusCode,
-    headers: &[(HeaderName, HeaderValue)],
-    body: Bytes,
-    secure: bool,
-) -> Response<Body> {
+/// A header value that lives as long as the process. Routes are built once
+/// at start and kept until exit, so leaking their bytes costs nothing and
+/// makes every clone on the request path a plain copy.
+fn leak(value: String) -> HeaderValue {
+    HeaderValue::from_static(Box::leak(value.into_boxed_str()))
+}
+
+fn build(status: StatusCode, headers: HeaderMap, body: Bytes) -> Response<Body> {
     let mut resp = Response::new(Full::new(body));
     *resp.status_mut() = status;
-    let map = resp.headers_mut();
-    map.reserve(headers.len() + 1);
-    for (name, value) in headers {
-        map.insert(name.clone(), value.clone());
-    }
-    if secure {
-        map.insert(header::STRICT_TRANSPORT_SECURITY, HSTS);
-    }
+    *resp.headers_mut() = headers;
     resp
 }
 
