@@ -26,7 +26,7 @@ rootfs="$out/rootfs"
 RUSTFLAGS='-C target-feature=+crt-static' \
   cargo build --release -p server --bin blog --target "$triple" >&2
 binary="$target_dir/$triple/release/blog"
-if ldd "$binary" >/dev/null 2>&1; then
+if ldd "$binary" 2>&1 | grep -q '=>'; then
   echo "error: $binary is dynamically linked; is the +crt-static flag overridden by RUSTFLAGS/config?" >&2
   exit 1
 fi
@@ -34,6 +34,8 @@ fi
 rm -rf "$rootfs"
 install -d -m 0755 "$rootfs/usr/local/bin" "$rootfs/etc" "$rootfs/srv"
 install -m 0755 "$binary" "$rootfs/usr/local/bin/blog"
+# Debug line tables stay in target/; the image gets a stripped copy.
+strip --strip-all "$rootfs/usr/local/bin/blog"
 cp -r server/site "$rootfs/srv/site"
 chmod -R u=rwX,go=rX "$rootfs/srv/site"
 printf 'root:x:0:0:root:/:/sbin/nologin\nblog:x:2200:2200:hopless blog:/:/sbin/nologin\n' >"$rootfs/etc/passwd"

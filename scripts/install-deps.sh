@@ -38,6 +38,7 @@ declare -A wanted=(
   [ping]=iputils-ping
   [taskset]=util-linux
   [openssl]=openssl
+  [strip]=binutils
 )
 
 missing=()

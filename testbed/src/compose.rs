@@ -238,26 +238,20 @@ impl Deployment {
     /// Writes `.env` in a temporary project directory, runs `compose
     /// --profile P up -d` and waits until the container is healthy.
     pub fn up(profile: Profile, cfg: &DeployConfig) -> Result<Deployment, ComposeError> {
-        Self::up_variant(profile, cfg, Variant::Standard)
-    }
-
-    /// [`Deployment::up`] with a weakened service definition.
-    pub fn up_variant(
-        profile: Profile,
-        cfg: &DeployConfig,
-        variant: Variant,
-    ) -> Result<Deployment, ComposeError> {
-        let mut deployment = Self::start(profile, cfg, variant)?;
+        let mut deployment = Self::start(profile, cfg, Variant::Standard, &[])?;
         deployment.wait_healthy()?;
         Ok(deployment)
     }
 
-    /// Writes the project and runs `up -d` without waiting for health; the
-    /// returned deployment may be failing (see [`Deployment::wait_healthy`]).
+    /// Writes the project (the compose file as `variant` has it, `.env`
+    /// from `cfg` plus `extra_env` lines, e.g. other `BLOG_*` options) and
+    /// runs `up -d` without waiting for health: the returned deployment may
+    /// be failing (see [`Deployment::wait_healthy`]).
     pub fn start(
         profile: Profile,
         cfg: &DeployConfig,
         variant: Variant,
+        extra_env: &[(&str, &str)],
     ) -> Result<Deployment, ComposeError> {
         let program = compose_program()?;
         for port in [cfg.http_port, cfg.https_port] {
@@ -279,7 +273,11 @@ impl Deployment {
             &dir.path().join("docker-compose.yml"),
             &variant.compose_file(&shipped)?,
         )?;
-        write(&dir.path().join(".env"), &cfg.env_file())?;
+        let mut env = cfg.env_file();
+        for (key, value) in extra_env {
+            env.push_str(&format!("{key}={value}\n"));
+        }
+        write(&dir.path().join(".env"), &env)?;
 
         // From here on Drop takes down whatever `up` managed to create.
         let mut deployment = Deployment {
@@ -399,7 +397,9 @@ impl Deployment {
             .map(|_| ())
     }
 
-    fn inspect(&self, format: &str) -> Result<String, ComposeError> {
+    /// `docker inspect --format FORMAT` of the container, e.g.
+    /// `{{.RestartCount}}` or `{{.State.StartedAt}}`.
+    pub fn inspect(&self, format: &str) -> Result<String, ComposeError> {
         let id = self.container_id();
         run(Command::new("docker").args(["inspect", "--format", format, id]))
     }

@@ -2,6 +2,7 @@
 //! certificate directories, client network namespaces, and a machine-wide
 //! lock around Docker and privileged ports.
 
+pub mod acme;
 pub mod certs;
 pub mod cgroup;
 pub mod compose;
