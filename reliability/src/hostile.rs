@@ -441,7 +441,7 @@ pub async fn pipeline_flood(dialer: Dialer, conns: u32, per_conn: u32) -> Tally 
             };
             let (mut rd, mut wr) = tokio::io::split(io);
             let writer = tokio::spawn(async move {
-                let one = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
+                let one = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
                 let batch: Vec<u8> = one.repeat(100);
                 let mut sent = 0;
                 while sent + 100 < per_conn {
@@ -454,7 +454,9 @@ pub async fn pipeline_flood(dialer: Dialer, conns: u32, per_conn: u32) -> Tally 
                     let _ = wr.write_all(one).await;
                 }
                 let _ = wr
-                    .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                    .write_all(
+                        b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                    )
                     .await;
                 let _ = wr.flush().await;
                 // Keep the write half open until the server closes.

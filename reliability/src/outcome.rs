@@ -132,10 +132,14 @@ impl Outcome {
         self.requests_lost += probe.lost();
         self.check(
             "the well-behaved client is served throughout",
-            probe.lost() == 0 && probe.completed > 0,
+            probe.served_throughout(),
             format!(
-                "{} of {} requests answered, errors {:?}",
-                probe.completed, probe.sent, probe.errors_by_kind
+                "{} of {} requests answered, {} unanswered at the end, errors {:?}, p99 {:.1} ms",
+                probe.completed,
+                probe.sent,
+                probe.unfinished,
+                probe.errors_by_kind,
+                probe.p99_us as f64 / 1000.0
             ),
         );
         self.probe = Some(probe);

@@ -59,6 +59,8 @@ pub struct ProbeStats {
     pub max_us: u64,
     /// The rate asked for, requests/s.
     pub rate: u32,
+    /// Connections it used.
+    pub connections: u32,
     /// The measured window, s.
     pub duration_s: f64,
     /// The generator fell behind its schedule (its own CPU limited it).
@@ -74,6 +76,12 @@ impl ProbeStats {
             .filter(|(kind, _)| kind.as_str() != "refused")
             .map(|(_, n)| n)
             .sum()
+    }
+
+    /// Served throughout: nothing lost, and no more left unanswered at
+    /// the end than the one request each connection may have in flight.
+    pub fn served_throughout(&self) -> bool {
+        self.lost() == 0 && self.completed > 0 && self.unfinished <= u64::from(self.connections)
     }
 
     /// Refused connections (nothing listening).
@@ -159,6 +167,7 @@ pub fn run_url(
         p99_us: s.latency_corrected.p99_us,
         max_us: s.latency_corrected.max_us,
         rate: spec.rate,
+        connections: spec.connections,
         duration_s: s.duration_s,
         fell_behind: report.fell_behind,
     })

@@ -248,7 +248,7 @@ fn pipelining(scale: &Scale) -> Result<Outcome, ScenarioError> {
     let (c, r) = (scale.pipeline_conns, scale.pipeline_requests);
     under_attack(
         "pipelining-flood",
-        &format!("{c} connections (half HTTPS) each pipelining {r} GETs as fast as the socket takes them"),
+        &format!("{c} connections (half HTTPS) each pipelining {r} GET /healthz as fast as the socket takes them"),
         scale,
         Duration::from_secs(5),
         move |d| hostile::pipeline_flood(d, c, r),
