@@ -249,7 +249,7 @@ impl ServeArgs {
     /// True when a certificate directory or a domain was given: the
     /// defaults are then ports 80/443 on `[::]` and HTTP redirects.
     pub fn production(&self) -> bool {
-        self.letsencrypt_dir.is_some() || !self.domains.is_empty()
+        self.letsencrypt_dir.is_some() || self.domains.iter().any(|d| !d.trim().is_empty())
     }
 
     /// The HTTP port the server will use.

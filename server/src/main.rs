@@ -19,6 +19,7 @@ fn main() -> ExitCode {
 }
 
 fn run() -> anyhow::Result<ExitCode> {
+    forget_empty_env();
     let cli = Cli::parse();
     let args = &cli.serve;
     if cli.serve.list_paths || matches!(cli.command, Some(Command::Paths)) {
@@ -61,4 +62,17 @@ fn run() -> anyhow::Result<ExitCode> {
     runtime.shutdown_timeout(Duration::from_secs(1));
     result?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Treats an empty `BLOG_*` variable as unset: compose files write
+/// `BLOG_DOMAIN=${DOMAIN:-}`, which must not mean "the domain ''".
+fn forget_empty_env() {
+    let empty: Vec<_> = std::env::vars_os()
+        .filter(|(k, v)| k.to_string_lossy().starts_with("BLOG_") && v.is_empty())
+        .map(|(k, _)| k)
+        .collect();
+    for key in empty {
+        // Still single-threaded: nothing else reads the environment yet.
+        std::env::remove_var(key);
+    }
 }

@@ -360,3 +360,30 @@ fn metrics_count_requests_and_report_certificate_expiry() {
     assert!(secs > 0, "{expiry}");
     assert!(text.contains("blog_open_connections"));
 }
+
+#[test]
+fn environment_alone_configures_a_dual_stack_listener_for_ipv4_and_ipv6() {
+    let tmp = tempfile::tempdir().unwrap();
+    let site = write_site(tmp.path());
+    let blog = Blog::spawn(
+        Command::new(BLOG)
+            .env("BLOG_SITE", &site)
+            .env("BLOG_LISTEN", "::")
+            .env("BLOG_HTTP_PORT", "0")
+            .env("BLOG_HTTPS_PORT", "0")
+            .env("BLOG_HTTP_SERVES_SITE", "1")
+            .env("BLOG_DOMAIN", "")
+            .env("BLOG_ACCESS_LOG", "true"),
+    );
+    assert!(
+        blog.http.ip().is_unspecified() && blog.http.is_ipv6(),
+        "{}",
+        blog.http
+    );
+    let port = blog.http.port();
+    for client in [format!("127.0.0.1:{port}"), format!("[::1]:{port}")] {
+        let answer = get(client.parse().unwrap(), "/posts/first-post/", "x", "");
+        assert_eq!(status(&answer), 200, "{client}");
+    }
+    blog.wait_log("/posts/first-post/", std::time::Duration::from_secs(10));
+}
