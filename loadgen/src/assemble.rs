@@ -15,6 +15,9 @@ use crate::report::{
 /// Share of requests allowed to be sent late before a run is flagged
 /// `fell_behind`.
 pub const LATE_SHARE: f64 = 0.01;
+/// Late sends that never flag a run, however short it is: a single
+/// preemption on a busy machine is not a saturated generator.
+pub const LATE_FLOOR: u64 = 5;
 
 /// A run's (or several simultaneous runs') exact totals.
 #[derive(Debug, Clone)]
@@ -189,7 +192,8 @@ impl Totals {
             sent_rate < 0.99 * target || rate_achieved < 0.99 * target
         });
         let fell_behind = meta.rate_target.is_some()
-            && self.late_sends as f64 > LATE_SHARE * self.sent.max(1) as f64;
+            && self.late_sends > LATE_FLOOR
+            && self.late_sends as f64 > LATE_SHARE * self.sent as f64;
         let (user_s, system_s) = meta.cpu_s;
         let cpu = crate::env::cpu_usage(user_s, system_s, self.completed + errors);
 

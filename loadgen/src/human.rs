@@ -29,7 +29,7 @@ pub fn summary(r: &Report) -> String {
     };
     let _ = writeln!(
         out,
-        "{shape}, {:.2} s, {} connections, {} threads, {proto}, {conns}",
+        "{shape}, {:.2} s, {} connections on {} worker threads, {proto}, {conns}",
         s.duration_s, c.connections, c.threads
     );
     let _ = writeln!(out, "  target      {target}");
@@ -120,6 +120,17 @@ pub fn summary(r: &Report) -> String {
             }
         }
     }
+    if s.requests_completed == 0 && s.errors > 0 {
+        let (kind, n) = s
+            .errors_by_kind
+            .iter()
+            .max_by_key(|(_, n)| **n)
+            .expect("errors > 0");
+        let _ = writeln!(
+            out,
+            "  WARNING: no request succeeded ({n} {kind}): is the target up and the URL right?"
+        );
+    }
     if s.below_target {
         let _ = writeln!(
             out,
@@ -135,8 +146,8 @@ pub fn summary(r: &Report) -> String {
 /// A latency in µs, scaled: `85µs`, `1.23ms`, `2.10s`.
 pub fn us(v: u64) -> String {
     match v {
-        0..=9_999 => format!("{v}µs"),
-        10_000..=9_999_999 => format!("{:.2}ms", v as f64 / 1e3),
+        0..=999 => format!("{v}µs"),
+        1_000..=999_999 => format!("{:.2}ms", v as f64 / 1e3),
         _ => format!("{:.2}s", v as f64 / 1e6),
     }
 }

@@ -88,7 +88,7 @@ pub struct Report {
     pub histograms: Histograms,
     /// The generator's own CPU time over the measured part.
     pub cpu: CpuUsage,
-    /// Open loop: more than 1% of the requests were sent over 2 ms later
+    /// Open loop: more than 1% (and more than 5) of the requests were sent over 2 ms later
     /// than their connection could have sent them (due and the connection
     /// free), so the generator's own threads, not the server, may have
     /// limited the run. Always false in closed loop: look at `cpu` there.
@@ -196,12 +196,13 @@ pub struct Summary {
     /// Latency from the intended start (coordinated-omission corrected),
     /// µs. Closed loop: equals `latency_uncorrected`.
     pub latency_corrected: Percentiles,
-    /// Latency from the actual send, µs.
+    /// Latency from the actual start of the request (its connect
+    /// included when it needed a new connection), µs.
     pub latency_uncorrected: Percentiles,
     /// Phases: connect, TLS handshake, time to first byte.
     pub phases: Phases,
-    /// Errors counted by kind: `refused`, `reset`, `timeout`, `tls`,
-    /// `connect`, `protocol`, `io`, `status_NNN`.
+    /// Errors counted by kind: `refused`, `reset`, `closed`, `timeout`,
+    /// `tls`, `connect`, `protocol`, `io`, `status_NNN`.
     pub errors_by_kind: BTreeMap<String, u64>,
     /// Largest lag between a request's intended and actual send, µs (a
     /// slow reply delays the next send on its connection, so this grows
