@@ -105,8 +105,9 @@ pub struct Connections {
     pub limit: Arc<Semaphore>,
     /// Turns true when the server stops.
     pub stop: watch::Receiver<bool>,
-    /// Cloned into every connection task; the shutdown waits until all
-    /// clones are gone.
+    /// Never sent on: it lives as long as any holder of these
+    /// `Connections` (every accept loop and connection task), so the
+    /// shutdown waits for its receiver to report all of them gone.
     pub alive: mpsc::Sender<()>,
     /// Time to finish a TLS handshake.
     pub handshake_timeout: Duration,
@@ -173,7 +174,6 @@ pub async fn accept_loop(
         let tls = tls.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let _alive = conns.alive.clone();
             let _open = OpenConnection::new(conns.metrics());
             let handler = Handler::new(conns.app.clone(), scheme, peer);
             match tls {

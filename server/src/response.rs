@@ -112,18 +112,6 @@ impl Routes {
         Routes { map, not_found }
     }
 
-    /// Every page path served with 200, sorted, without `/healthz`.
-    pub fn paths(&self) -> Vec<String> {
-        let mut paths: Vec<String> = self
-            .map
-            .keys()
-            .filter(|p| &***p != HEALTHZ_PATH)
-            .map(|p| p.to_string())
-            .collect();
-        paths.sort();
-        paths
-    }
-
     /// How many resources are held, not counting `/healthz` and the 404 page.
     pub fn len(&self) -> usize {
         self.map.len() - 1

@@ -387,3 +387,39 @@ fn environment_alone_configures_a_dual_stack_listener_for_ipv4_and_ipv6() {
     }
     blog.wait_log("/posts/first-post/", std::time::Duration::from_secs(10));
 }
+
+#[test]
+fn a_broken_site_is_refused_naming_the_file_and_the_fix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let site = write_site(tmp.path());
+    let broken = site.join("posts/2025-05-05-broken.md");
+    std::fs::write(&broken, "---\ntitle: no date here\n---\nbody\n").unwrap();
+    let out = Command::new(BLOG)
+        .args([
+            "--site",
+            site.to_str().unwrap(),
+            "--http-port",
+            "0",
+            "--https-port",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("2025-05-05-broken.md") && err.contains("no date"),
+        "{err}"
+    );
+    assert!(
+        err.contains("date: YYYY-MM-DD"),
+        "says what a post looks like: {err}"
+    );
+
+    let out = Command::new(BLOG)
+        .args(["paths", "--site", tmp.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has no posts/ directory"));
+}
