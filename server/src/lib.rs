@@ -15,6 +15,28 @@
 //! - [`identity`]: who the process runs as and advice when that is not
 //!   enough; [`metrics`]: Prometheus counters; [`health`]: the healthcheck
 //!   client.
+//!
+//! # Running
+//!
+//! `blog` with no arguments is the demo: the embedded sample site on
+//! `http://127.0.0.1:8080` and `https://127.0.0.1:8443` (and `[::1]`), with
+//! a fresh self-signed certificate; both listeners serve the site.
+//!
+//! Production: `blog --letsencrypt-dir /etc/letsencrypt --domain blog.example
+//! --acme-webroot /var/www/acme` listens on `[::]:80` and `[::]:443`
+//! (dual-stack); port 80 answers ACME challenges and `/healthz` and
+//! redirects the rest to HTTPS. Every flag also reads a `BLOG_*`
+//! variable (`blog --help`); an empty variable counts as unset.
+//!
+//! Logs go to stderr. Each bound listener logs one line
+//! `listening on http://ADDR` or `listening on https://ADDR`, with the real
+//! port when 0 was asked for. `blog paths` (or [`page_paths`]) lists the
+//! pages; `blog healthcheck [--url U]` exits 0 on a 2xx or 3xx.
+//!
+//! Benchmarking: plain HTTP with `--http-serves-site` (the HTTP listener
+//! then serves the site), HTTPS as it is; `--workers N` sets the threads,
+//! `--log warn` keeps start-up quiet. The access log and metrics are off
+//! unless asked for.
 
 pub mod acme;
 pub mod config;

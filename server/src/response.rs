@@ -58,17 +58,6 @@ struct Variant {
     not_modified: [HeaderMap; 2],
 }
 
-/// A content coding the client accepts and the server can send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encoding {
-    /// No content coding.
-    Identity,
-    /// `gzip`.
-    Gzip,
-    /// `br`.
-    Brotli,
-}
-
 impl Routes {
     /// Renders `site` and precomputes every response; `base_url` makes
     /// the feed's links absolute.
