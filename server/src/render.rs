@@ -52,19 +52,19 @@ pub fn render(site: &Site, base_url: &str) -> Vec<Page> {
         .map(post_modified)
         .max()
         .unwrap_or(SystemTime::UNIX_EPOCH);
-    let has_css = site.assets.iter().any(|a| a.path == "style.css");
+    let links = head_links(site);
     let mut pages = Vec::with_capacity(site.posts.len() + site.assets.len() + 3);
 
     pages.push(html_page(
         "/",
-        layout(SITE_TITLE, &index_body(site), has_css),
+        layout(SITE_TITLE, &index_body(site), &links),
         newest,
     ));
     for post in &site.posts {
         let body = layout(
             &format!("{} · {SITE_TITLE}", post.title),
             &post_body(post),
-            has_css,
+            &links,
         );
         pages.push(html_page(
             &format!("/posts/{}/", post.slug),
@@ -88,7 +88,7 @@ pub fn render(site: &Site, base_url: &str) -> Vec<Page> {
                    The <a href=\"/\">index</a> lists every post.</p>\n";
     pages.push(html_page(
         NOT_FOUND_PATH,
-        layout("Not found", missing, has_css),
+        layout("Not found", missing, &links),
         newest,
     ));
     pages
@@ -147,16 +147,24 @@ pub fn content_type(path: &str) -> &'static str {
     }
 }
 
-fn layout(title: &str, main: &str, has_css: bool) -> String {
-    let css = if has_css {
-        "<link rel=\"stylesheet\" href=\"/static/style.css\">\n"
-    } else {
-        ""
-    };
+/// `<link>`s to the stylesheet and icon, for those the site has.
+fn head_links(site: &Site) -> String {
+    let has = |path: &str| site.assets.iter().any(|a| a.path == path);
+    let mut links = String::new();
+    if has("style.css") {
+        links.push_str("<link rel=\"stylesheet\" href=\"/static/style.css\">\n");
+    }
+    if has("favicon.svg") {
+        links.push_str("<link rel=\"icon\" href=\"/static/favicon.svg\" type=\"image/svg+xml\">\n");
+    }
+    links
+}
+
+fn layout(title: &str, main: &str, links: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{title}</title>\n{css}\
+         <title>{title}</title>\n{links}\
          <link rel=\"alternate\" type=\"application/atom+xml\" title=\"{site}\" href=\"/feed.xml\">\n\
          </head>\n<body>\n<header><a class=\"home\" href=\"/\">{site}</a> \
          <nav><a href=\"/feed.xml\">Feed</a></nav></header>\n<main>\n{main}</main>\n\
