@@ -280,9 +280,21 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     drop(certs);
     drop(scratch);
 
-    let readme = (!args.no_readme).then(|| args.out.join("README.md"));
-    let summary = report::render(&dir, readme.as_deref())
-        .with_context(|| format!("rendering {}", dir.display()))?;
+    // A partial run is rendered but never becomes the latest published one.
+    let publish = !args.no_readme && outcome.stopped_early.is_none();
+    let readme = publish.then(|| args.out.join("README.md"));
+    let rendered = report::render(&dir, readme.as_deref());
+    if let Some(why) = outcome.stopped_early {
+        match rendered {
+            Ok(_) => eprintln!(
+                "bench: stopped early ({why}); partial report in {}",
+                dir.display()
+            ),
+            Err(e) => eprintln!("bench: stopped early ({why}); nothing to report: {e}"),
+        }
+        return Ok(ExitCode::from(130));
+    }
+    let summary = rendered.with_context(|| format!("rendering {}", dir.display()))?;
     eprintln!(
         "bench: done in {:.0} s: {} cells, {} failed, {} generator-limited; report {}, page {}",
         started.elapsed().as_secs_f64(),
@@ -292,13 +304,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         dir.join("report.md").display(),
         dir.join("index.html").display()
     );
-    match outcome.stopped_early {
-        Some(why) => {
-            eprintln!("bench: stopped early: {why}");
-            Ok(ExitCode::from(130))
-        }
-        None => Ok(ExitCode::SUCCESS),
-    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
@@ -388,6 +394,10 @@ fn run_cells(ctx: &Context, setup: &ServerSetup, started: Instant) -> Outcome {
                     }
                 };
                 let rec = measure(ctx, &target, key, rate);
+                if ctx.interrupt.is_set() && rec.status != "ok" {
+                    // Cut short by the interrupt: not a measurement.
+                    break;
+                }
                 if profile == Profile::Bare && key.load == LoadPoint::Max {
                     let entry = bare_max.entry((key.path, key.workload)).or_default();
                     entry.resize(repeat as usize + 1, f64::NAN);
@@ -640,8 +650,9 @@ fn measure(ctx: &Context, target: &Target, key: CellKey, rate: Option<f64>) -> C
     }
     if report.fell_behind {
         limited.push(format!(
-            "loadgen fell behind its schedule (max send lag {} µs)",
-            report.summary.max_send_lag_us
+            "loadgen fell behind its schedule: {} of {} requests sent over 2 ms late \
+             by the generator itself",
+            report.summary.late_sends, report.summary.requests_sent
         ));
     }
     let bandwidth = match (&ctx.cap, key.path.is_external()) {
