@@ -373,3 +373,47 @@ fn unreadable_key_names_the_file_the_uid_and_the_group_fix() {
         "no root warning for uid 2200"
     );
 }
+
+#[test]
+fn non_root_with_the_file_capability_binds_low_ports_and_reads_a_granted_cert() {
+    let tmp = shared_tempdir();
+    let certs = certbot(tmp.path());
+    certs.grant_group(2200).unwrap();
+    let binary = tmp.path().join("blog");
+    std::fs::copy(BLOG, &binary).unwrap();
+    let setcap = std::process::Command::new("setcap")
+        .args(["cap_net_bind_service=+ep"])
+        .arg(&binary)
+        .status()
+        .expect("setcap (libcap2-bin)");
+    assert!(setcap.success());
+
+    // Low ports no other crate uses; a lock of their own keeps two runs of
+    // this test apart without waiting behind the Docker lock.
+    let _ports =
+        testbed::lock::exclusive_at(std::path::Path::new("/tmp/hopless-server-1021-1022.lock"))
+            .unwrap();
+    let le = certs.root().to_str().unwrap();
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args(["--reuid", "2200", "--regid", "2200", "--clear-groups"])
+        .arg(&binary)
+        .args([
+            "--letsencrypt-dir",
+            le,
+            "--domain",
+            "blog.test",
+            "--listen",
+            "127.0.0.1",
+        ])
+        .args(["--http-port", "1022", "--https-port", "1021"]);
+    let blog = Blog::spawn(&mut cmd);
+    assert_eq!((blog.http.port(), blog.https.port()), (1022, 1021));
+    let log = blog.log();
+    assert!(
+        log.contains("running as uid 2200 gid 2200 groups none capabilities cap_net_bind_service"),
+        "{log}"
+    );
+    let moved = get(blog.http, "/", "blog.test", "");
+    assert_eq!(status(&moved), 301);
+    assert_eq!(header(&moved, "location"), Some("https://blog.test:1021/"));
+}
