@@ -64,8 +64,8 @@ impl Identity {
             })
             .collect();
         // Root's full set is long and says nothing more than "all".
-        if names.len() > 12 {
-            format!("{} capabilities (all of root's)", names.len())
+        if names.len() >= CAP_NAMES.len() {
+            format!("all {} capabilities", names.len())
         } else {
             names.join(",")
         }

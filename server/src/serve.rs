@@ -2,7 +2,7 @@
 //! bind every listener, serve until SIGTERM or SIGINT, then stop
 //! gracefully within the grace period.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -158,19 +158,33 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
 fn bind_all(addrs: &[SocketAddr]) -> Result<Vec<(TcpListener, SocketAddr)>, ListenError> {
     let mut bound = Vec::with_capacity(addrs.len());
     for addr in addrs {
-        match listen::bind(*addr) {
-            Ok(listener) => {
-                let local = listener.local_addr().unwrap_or(*addr);
-                bound.push((listener, local));
-            }
-            // The demo listens on ::1 too; a host without IPv6 still runs it.
-            Err(e) if addr.ip().is_loopback() && addr.is_ipv6() && addrs.len() > 1 => {
+        let listener = match listen::bind(*addr) {
+            Ok(listener) => listener,
+            // A host without IPv6 still runs the demo (which adds ::1) ...
+            Err(e) if no_ipv6(&e) && addr.ip().is_loopback() && addrs.len() > 1 => {
                 tracing::warn!("skipping {addr}: {e}");
+                continue;
+            }
+            // ... and the production default [::], on IPv4 alone.
+            Err(e) if no_ipv6(&e) && addr.ip() == Ipv6Addr::UNSPECIFIED => {
+                let v4 = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), addr.port());
+                tracing::warn!("no IPv6 on this host ({e}); listening on {v4} instead");
+                listen::bind(v4)?
             }
             Err(e) => return Err(e),
-        }
+        };
+        let local = listener.local_addr().unwrap_or(*addr);
+        bound.push((listener, local));
     }
     Ok(bound)
+}
+
+/// True for the errors of binding an IPv6 address on a host without IPv6.
+fn no_ipv6(err: &ListenError) -> bool {
+    let ListenError::Bind { addr, source, .. } = err;
+    let errno = source.raw_os_error();
+    addr.is_ipv6()
+        && (errno == Some(nix::libc::EAFNOSUPPORT) || errno == Some(nix::libc::EADDRNOTAVAIL))
 }
 
 fn log_listening(scheme: Scheme, addr: SocketAddr) {
