@@ -100,21 +100,24 @@ impl Pebble {
 
         let dns = format!("127.0.0.1:{DNS_PORT}");
         let management = format!("127.0.0.1:{CHALLTESTSRV_MANAGEMENT_PORT}");
-        let args = [
-            "-dns01",
-            &dns,
-            "-management",
-            &management,
+        // Only the DNS part, without AAAA answers: names resolve to 127.0.0.1
+        // only, so a server listening on IPv4 alone is validated too.
+        let dns_only = [
+            "-defaultIPv6",
+            "",
             "-http01",
             "",
             "-https01",
             "",
+            "-tlsalpn01",
+            "",
         ];
-        pebble.spawn(
-            "pebble-challtestsrv",
-            &[&args[..], &["-tlsalpn01", ""]].concat(),
-            &[],
-        )?;
+        let args = [
+            &["-dns01", &dns, "-management", &management][..],
+            &dns_only[..],
+        ]
+        .concat();
+        pebble.spawn("pebble-challtestsrv", &args, &[])?;
         pebble.wait_listening("pebble-challtestsrv", CHALLTESTSRV_MANAGEMENT_PORT)?;
 
         let config = pebble.write_config(http_port)?;
