@@ -4,9 +4,10 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
@@ -40,15 +41,7 @@ pub enum ServeError {
 /// Serves until SIGTERM or SIGINT, then lets requests in flight finish
 /// for up to the grace period. Returns once stopped.
 pub async fn serve(settings: Settings) -> Result<(), ServeError> {
-    let who = Identity::current();
-    tracing::info!("running as {who}");
-    if who.is_root() {
-        tracing::warn!(
-            "running as uid 0, which is never needed: run as a user with read access to \
-             the certificate (a group on live/ and archive/) and give the binary \
-             cap_net_bind_service for ports below 1024"
-        );
-    }
+    log_identity();
     listen::raise_fd_limit();
     let mut term = signal(SignalKind::terminate()).map_err(ServeError::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(ServeError::Signal)?;
@@ -96,7 +89,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         access_log: settings.access_log,
     });
     let (stop_tx, stop) = watch::channel(false);
-    let (alive, mut all_closed) = mpsc::channel::<()>(1);
+    let (alive, all_closed) = mpsc::channel::<()>(1);
     let conns = Arc::new(Connections {
         app,
         builder: Connections::builder(settings.header_timeout),
@@ -109,24 +102,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
 
     let acceptor = TlsAcceptor::from(tls::server_config(store.clone())?);
     tokio::spawn(store.watch(hup, settings.cert_check_interval, stop.clone()));
-    for (listener, addr) in https {
-        tokio::spawn(listen::accept_loop(
-            listener,
-            Scheme::Https,
-            Some(acceptor.clone()),
-            conns.clone(),
-        ));
-        log_listening(Scheme::Https, addr);
-    }
-    for (listener, addr) in http {
-        tokio::spawn(listen::accept_loop(
-            listener,
-            Scheme::Http,
-            None,
-            conns.clone(),
-        ));
-        log_listening(Scheme::Http, addr);
-    }
+    spawn_listeners(https, http, acceptor, &conns);
     if let (Some(listener), Some(m)) = (metrics_listener, metrics) {
         let addr = listener.local_addr().ok();
         tokio::spawn(metrics::serve(listener, m, stop.clone()));
@@ -136,23 +112,73 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     }
     drop(conns);
 
+    stop_gracefully(
+        &mut term,
+        &mut int,
+        stop_tx,
+        all_closed,
+        settings.grace_period,
+    )
+    .await;
+    Ok(())
+}
+
+fn log_identity() {
+    let who = Identity::current();
+    tracing::info!("running as {who}");
+    if who.is_root() {
+        tracing::warn!(
+            "running as uid 0, which is never needed: run as a user with read access to \
+             the certificate (a group on live/ and archive/) and give the binary \
+             cap_net_bind_service for ports below 1024"
+        );
+    }
+}
+
+fn spawn_listeners(
+    https: Vec<(TcpListener, SocketAddr)>,
+    http: Vec<(TcpListener, SocketAddr)>,
+    acceptor: TlsAcceptor,
+    conns: &Arc<Connections>,
+) {
+    let tls = https
+        .into_iter()
+        .map(|(l, a)| (l, a, Scheme::Https, Some(acceptor.clone())));
+    let plain = http.into_iter().map(|(l, a)| (l, a, Scheme::Http, None));
+    for (listener, addr, scheme, tls) in tls.chain(plain) {
+        tokio::spawn(listen::accept_loop(listener, scheme, tls, conns.clone()));
+        tracing::info!("listening on {}://{addr}", scheme.as_str());
+        if addr.is_ipv6() && addr.ip().is_unspecified() {
+            tracing::info!("{addr} is dual-stack: it accepts IPv4 clients too");
+        }
+    }
+}
+
+/// Waits for SIGTERM or SIGINT, stops accepting, and gives connections up
+/// to `grace` to finish (idle ones close at once).
+async fn stop_gracefully(
+    term: &mut Signal,
+    int: &mut Signal,
+    stop: watch::Sender<bool>,
+    mut all_closed: mpsc::Receiver<()>,
+    grace: Duration,
+) {
     let why = tokio::select! {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
     };
     tracing::info!(
         "{why}: no longer accepting; letting requests in flight finish (up to {} s)",
-        settings.grace_period.as_secs()
+        grace.as_secs()
     );
-    let _ = stop_tx.send(true);
-    match tokio::time::timeout(settings.grace_period, all_closed.recv()).await {
+    let _ = stop.send(true);
+    match tokio::time::timeout(grace, all_closed.recv()).await {
         Ok(_) => tracing::info!("all connections closed; exiting"),
         Err(_) => tracing::warn!(
             "grace period of {} s over with connections still open; closing them",
-            settings.grace_period.as_secs()
+            grace.as_secs()
         ),
     }
-    Ok(())
 }
 
 fn bind_all(addrs: &[SocketAddr]) -> Result<Vec<(TcpListener, SocketAddr)>, ListenError> {
@@ -185,13 +211,6 @@ fn no_ipv6(err: &ListenError) -> bool {
     let errno = source.raw_os_error();
     addr.is_ipv6()
         && (errno == Some(nix::libc::EAFNOSUPPORT) || errno == Some(nix::libc::EADDRNOTAVAIL))
-}
-
-fn log_listening(scheme: Scheme, addr: SocketAddr) {
-    tracing::info!("listening on {}://{addr}", scheme.as_str());
-    if addr.is_ipv6() && addr.ip().is_unspecified() {
-        tracing::info!("{addr} is dual-stack: it accepts IPv4 clients too");
-    }
 }
 
 /// `https://first-domain[:port]`, or localhost when no domain is set.
