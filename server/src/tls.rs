@@ -251,7 +251,21 @@ impl CertStore {
         Ok(Some(fresh))
     }
 
+    /// Exports the expiry and warns when it is past or near: certbot
+    /// renews 30 days ahead, so under 14 days left means renewal is failing.
     fn note_expiry(&self, cert: &LoadedCert) {
+        match cert.not_after.duration_since(SystemTime::now()) {
+            Err(_) => tracing::warn!(
+                "the certificate expired on {}; clients will refuse it until certbot renews it",
+                httpdate::fmt_http_date(cert.not_after)
+            ),
+            Ok(left) if left < Duration::from_secs(14 * 86_400) => tracing::warn!(
+                "the certificate expires in {} days ({}); check certbot's renewals",
+                left.as_secs() / 86_400,
+                httpdate::fmt_http_date(cert.not_after)
+            ),
+            Ok(_) => {}
+        }
         if let Some(m) = &self.metrics {
             let secs = cert
                 .not_after

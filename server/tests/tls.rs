@@ -60,7 +60,7 @@ async fn h2_is_negotiated_by_alpn_and_serves_get_and_head() {
 #[tokio::test(flavor = "multi_thread")]
 async fn http1_over_tls_and_session_resumption() {
     let tmp = tempfile::tempdir().unwrap();
-    let (certs, blog) = tls_server(&tmp, &[]);
+    let (certs, blog) = tls_server(&tmp, &["--metrics", "127.0.0.1:0"]);
     let client = tls_client(&certs.ca_pem(), &[H1]);
     let first = tls_connect(&client, blog.https, "blog.test").await;
     assert_eq!(first.get_ref().1.alpn_protocol(), Some(H1));
@@ -78,6 +78,21 @@ async fn http1_over_tls_and_session_resumption() {
     assert_eq!(
         second.get_ref().1.handshake_kind(),
         Some(rustls::HandshakeKind::Resumed)
+    );
+
+    let line = blog.wait_log("metrics on http://", Duration::from_secs(10));
+    let addr = line
+        .split("metrics on http://")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches("/metrics");
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    let text = tokio::task::spawn_blocking(move || get(addr, "/metrics", "x", ""))
+        .await
+        .unwrap();
+    assert!(
+        text.contains("blog_tls_handshakes_total{result=\"ok\"} 2"),
+        "{text}"
     );
 }
 
