@@ -13,6 +13,7 @@ pub mod http1;
 pub mod human;
 pub mod merge;
 pub mod mix;
+pub mod pacer;
 pub mod record;
 pub mod report;
 pub mod run;

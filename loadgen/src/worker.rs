@@ -17,6 +17,7 @@ use crate::config::Load;
 use crate::conn::Connector;
 use crate::http1::RequestTemplate;
 use crate::mix::Picker;
+use crate::pacer::Pacer;
 use crate::record::{ErrorKind, Recorder, Sample};
 use crate::schedule::Schedule;
 
@@ -112,7 +113,8 @@ async fn connection(
         Load::Closed => None,
     };
 
-    sleep_until(plan.start.into()).await;
+    let mut pacer = Pacer::new();
+    pacer.sleep_until(plan.start).await;
     let mut k = 0u64;
     let mut free_at = plan.start;
     loop {
@@ -122,9 +124,7 @@ async fn connection(
                 if due >= plan.end {
                     break;
                 }
-                if due > Instant::now() {
-                    sleep_until(due.into()).await;
-                }
+                pacer.sleep_until(due).await;
                 due
             }
             None => {
