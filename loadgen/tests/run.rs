@@ -369,3 +369,55 @@ fn https_new_connection_handshakes_every_request() {
     assert!(r.summary.requests_completed > 5);
     assert!(r.summary.phases.tls.count >= r.summary.requests_completed);
 }
+
+#[test]
+fn bind_sets_the_source_address() {
+    let server = TestServer::start(Behaviour::default());
+    let url = server.url("/");
+    let r = run(
+        &config(&[
+            "-c",
+            "2",
+            "-t",
+            "1",
+            "-d",
+            "200ms",
+            "--bind",
+            "127.0.0.2",
+            &url,
+        ]),
+        false,
+    )
+    .unwrap();
+    assert!(
+        r.summary.requests_completed > 0,
+        "{:?}",
+        r.summary.errors_by_kind
+    );
+    let peers = server.peers.lock().unwrap().clone();
+    assert_eq!(peers, vec![std::net::IpAddr::from([127, 0, 0, 2]); 2]);
+}
+
+#[test]
+fn warmup_requests_are_made_but_not_counted() {
+    let server = TestServer::start(Behaviour::default());
+    let url = server.url("/");
+    let cfg = config(&[
+        "-c", "2", "-t", "1", "-d", "500ms", "--warmup", "500ms", "-R", "400", &url,
+    ]);
+    let r = run(&cfg, false).unwrap();
+    assert_counts_add_up(&r);
+    assert_eq!(
+        r.summary.requests_sent, 200,
+        "400/s over the 500 ms measured"
+    );
+    let answered = server.requests.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        answered >= 395,
+        "the warm-up's 200 requests were made too: {answered}"
+    );
+    assert_eq!(
+        r.summary.connections_opened, 0,
+        "connections opened during the warm-up"
+    );
+}

@@ -46,6 +46,8 @@ pub struct TestServer {
     pub accepts: Arc<AtomicU64>,
     /// Requests answered so far.
     pub requests: Arc<AtomicU64>,
+    /// Source addresses of the accepted connections.
+    pub peers: Arc<std::sync::Mutex<Vec<std::net::IpAddr>>>,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -69,14 +71,16 @@ impl TestServer {
             .as_ref()
             .map(|(cert, key)| tls_acceptor(cert, key));
         let started = Instant::now();
-        let (acc, req) = (accepts.clone(), requests.clone());
+        let peers = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (acc, req, seen) = (accepts.clone(), requests.clone(), peers.clone());
         let stall = behaviour.stall;
         runtime.spawn(async move {
             loop {
-                let Ok((tcp, _)) = listener.accept().await else {
+                let Ok((tcp, peer)) = listener.accept().await else {
                     continue;
                 };
                 acc.fetch_add(1, Ordering::SeqCst);
+                seen.lock().unwrap().push(peer.ip());
                 let _ = tcp.set_nodelay(true);
                 let req = req.clone();
                 let tls = tls.clone();
@@ -100,6 +104,7 @@ impl TestServer {
             addr,
             accepts,
             requests,
+            peers,
             runtime: Some(runtime),
         }
     }
