@@ -54,6 +54,12 @@ impl Failure {
             bytes_received: 0,
         }
     }
+
+    /// Closed or reset before any response byte: what a reused keep-alive
+    /// connection the server has just closed looks like.
+    fn is_stale_keep_alive(&self) -> bool {
+        self.bytes_received == 0 && matches!(self.kind, ErrorKind::Closed | ErrorKind::Reset)
+    }
 }
 
 /// An HTTP/1.1 connection slot: reconnects when needed.
@@ -98,21 +104,39 @@ impl H1Client {
         measured: bool,
     ) -> Result<Exchange, Failure> {
         let sent = Instant::now();
-        if self.stream.is_none() {
-            let c = connector.connect().await.map_err(Failure::connecting)?;
-            if measured {
-                rec.borrow_mut().record_connect(c.connect, c.tls);
-            }
-            self.stream = Some(c.stream);
-            self.start = 0;
-            self.filled = 0;
+        let reused = self.stream.is_some();
+        if !reused {
+            self.connect(connector, rec, measured).await?;
         }
         let request = templates[self.picker.next_index()].bytes();
-        let result = self.round_trip(request, sent).await;
+        let mut result = self.round_trip(request, sent).await;
+        if reused && result.as_ref().is_err_and(Failure::is_stale_keep_alive) {
+            // The server closed the idle connection as we reused it (its
+            // keep-alive timeout): retry the GET once on a new connection.
+            self.stream = None;
+            self.connect(connector, rec, measured).await?;
+            result = self.round_trip(request, sent).await;
+        }
         if result.is_err() || !self.parser.keep_alive() || self.new_connection {
             self.stream = None;
         }
         result
+    }
+
+    async fn connect(
+        &mut self,
+        connector: &Connector,
+        rec: &std::cell::RefCell<Recorder>,
+        measured: bool,
+    ) -> Result<(), Failure> {
+        let c = connector.connect().await.map_err(Failure::connecting)?;
+        if measured {
+            rec.borrow_mut().record_connect(c.connect, c.tls);
+        }
+        self.stream = Some(c.stream);
+        self.start = 0;
+        self.filled = 0;
+        Ok(())
     }
 
     async fn round_trip(&mut self, request: &[u8], sent: Instant) -> Result<Exchange, Failure> {

@@ -421,3 +421,51 @@ fn warmup_requests_are_made_but_not_counted() {
         "connections opened during the warm-up"
     );
 }
+
+/// A raw HTTP/1.1 server that answers one request per connection with a
+/// keep-alive response, then closes the connection without saying so: what
+/// a server's idle keep-alive timeout looks like to a client reusing it.
+fn start_one_shot_server() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepts = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = accepts.clone();
+    // The thread ends with the test process; it only ever serves loopback.
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut buf = [0u8; 1024];
+            let mut seen = Vec::new();
+            while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => seen.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        }
+    });
+    (addr, accepts)
+}
+
+#[test]
+fn a_keep_alive_connection_closed_by_the_server_is_retried_not_an_error() {
+    let (addr, accepts) = start_one_shot_server();
+    let url = format!("http://{addr}/");
+    let r = run(
+        &config(&["-c", "1", "-t", "1", "-d", "300ms", "-R", "100", &url]),
+        false,
+    )
+    .unwrap();
+    assert_counts_add_up(&r);
+    assert_eq!(r.summary.errors, 0, "{:?}", r.summary.errors_by_kind);
+    assert!(r.summary.requests_completed >= 29);
+    // Every request after the first found its connection closed and
+    // reconnected once.
+    assert!(accepts.load(std::sync::atomic::Ordering::SeqCst) >= r.summary.requests_completed);
+}
