@@ -13,6 +13,9 @@ use crate::outcome::Outcome;
 use crate::scenario::Scale;
 use crate::ScenarioError;
 
+/// The finding about the test certificate lacking a revocation URI.
+pub const NOT_THE_SERVER: &str = "cert_revocation";
+
 /// One finding of testssl's flat JSON (`--jsonfile`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Finding {
@@ -104,13 +107,17 @@ pub fn judge(findings: &[Finding], out: &mut Outcome) {
             says(id),
         );
     }
+    // The throwaway CA's certificates carry no OCSP or CRL URI (Let's
+    // Encrypt's do), so testssl's revocation finding is about the test
+    // certificate, not the server.
     let bad: Vec<String> = findings
         .iter()
         .filter(|f| matches!(f.severity.as_str(), "HIGH" | "CRITICAL"))
+        .filter(|f| !f.id.starts_with(NOT_THE_SERVER))
         .map(|f| format!("{}: {}", f.id, f.finding))
         .collect();
     out.check(
-        "no HIGH or CRITICAL finding",
+        "no HIGH or CRITICAL finding (besides the test CA having no OCSP/CRL URI)",
         bad.is_empty(),
         if bad.is_empty() {
             "none".into()
@@ -126,11 +133,15 @@ pub fn judge(findings: &[Finding], out: &mut Outcome) {
     );
     out.check(
         "the chain of trust is complete (against the test CA)",
-        says("cert_chainOfTrust").starts_with("passed"),
-        says("cert_chainOfTrust"),
+        says("cert_chain_of_trust").starts_with("passed"),
+        says("cert_chain_of_trust"),
     );
     for f in findings {
-        *out.happened.entry(f.severity.clone()).or_default() += 1;
+        let class = match f.severity.as_str() {
+            "OK" | "INFO" => format!("{} findings", f.severity),
+            other => format!("{other} {}: {}", f.id, f.finding),
+        };
+        *out.happened.entry(class).or_default() += 1;
     }
 }
 
