@@ -417,3 +417,12 @@ fn non_root_with_the_file_capability_binds_low_ports_and_reads_a_granted_cert() 
     assert_eq!(status(&moved), 301);
     assert_eq!(header(&moved, "location"), Some("https://blog.test:1021/"));
 }
+
+#[test]
+fn sigint_stops_an_idle_server_with_exit_0() {
+    let mut blog = Blog::start(&[]);
+    blog.signal(Signal::SIGINT);
+    let status = blog.wait_exit(Duration::from_secs(20)).expect("exits");
+    assert_eq!(status.code(), Some(0));
+    blog.wait_log("SIGINT: no longer accepting", Duration::from_secs(5));
+}
