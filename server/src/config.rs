@@ -29,7 +29,7 @@ pub enum Command {
     /// Exit 0 when GET URL answers 2xx or 3xx, 1 otherwise.
     Healthcheck {
         /// The URL to check (plain http://); default
-        /// http://127.0.0.1:<http-port>/healthz.
+        /// http://127.0.0.1:HTTP_PORT/healthz.
         #[arg(global = true, long, env = "BLOG_HEALTHCHECK_URL")]
         url: Option<String>,
     },
@@ -43,7 +43,7 @@ pub struct ServeArgs {
     /// Site directory (posts/*.md and static/); default: the embedded sample site.
     #[arg(global = true, long, env = "BLOG_SITE", value_name = "DIR")]
     pub site: Option<PathBuf>,
-    /// Production mode: certificate from DIR/live/<first domain>/{fullchain,privkey}.pem.
+    /// Production mode: certificate from DIR/live/NAME/fullchain.pem and privkey.pem, NAME the first --domain.
     #[arg(global = true, long, env = "BLOG_LETSENCRYPT_DIR", value_name = "DIR")]
     pub letsencrypt_dir: Option<PathBuf>,
     /// A domain this server answers for (repeatable; env: comma-separated).
@@ -62,7 +62,7 @@ pub struct ServeArgs {
     #[arg(global = true, long, env = "BLOG_HTTPS_PORT", value_name = "PORT")]
     pub https_port: Option<u16>,
     /// Addresses to listen on (repeatable; env: comma-separated)
-    /// [default: [::] dual-stack in production mode, 127.0.0.1 and ::1 in demo mode].
+    /// (default: :: dual-stack in production mode, 127.0.0.1 and ::1 in demo mode).
     #[arg(
         global = true,
         long = "listen",
@@ -71,7 +71,7 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub listen: Vec<IpAddr>,
-    /// Serve /.well-known/acme-challenge/<token> from DIR on the HTTP listener.
+    /// Serve /.well-known/acme-challenge/TOKEN from DIR on the HTTP listener.
     #[arg(global = true, long, env = "BLOG_ACME_WEBROOT", value_name = "DIR")]
     pub acme_webroot: Option<PathBuf>,
     /// The HTTP listener serves the site instead of redirecting to HTTPS.
