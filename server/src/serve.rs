@@ -77,6 +77,13 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         routes.memory_bytes() / 1024,
     );
 
+    if let Some(webroot) = settings.acme_webroot.as_ref().filter(|w| !w.is_dir()) {
+        tracing::warn!(
+            "--acme-webroot {} is not a directory (yet): ACME challenges get 404 until \
+             certbot --webroot -w {0} creates .well-known/acme-challenge/ in it",
+            webroot.display()
+        );
+    }
     let app = Arc::new(App {
         routes,
         acme: Acme {
