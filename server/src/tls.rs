@@ -213,11 +213,19 @@ pub struct CertStore {
     current: RwLock<LoadedCert>,
     source: CertSource,
     metrics: Option<Arc<Metrics>>,
+    /// The files as they were just before the first load: the watcher
+    /// starts from this, so a renewal between start-up and the watcher's
+    /// first run is still noticed.
+    first_seen: Option<Fingerprint>,
 }
+
+/// The link targets behind `live/` with their size and mtime.
+type Fingerprint = Vec<(PathBuf, u64, Option<SystemTime>)>;
 
 impl CertStore {
     /// Loads the first pair from `source`.
     pub fn load(source: CertSource, metrics: Option<Arc<Metrics>>) -> Result<CertStore, TlsError> {
+        let first_seen = fingerprint(&source);
         let first = match &source {
             CertSource::Letsencrypt { fullchain, privkey } => load_pair(fullchain, privkey)?,
             CertSource::SelfSigned(names) => self_signed(names)?,
@@ -226,6 +234,7 @@ impl CertStore {
             current: RwLock::new(first.clone()),
             source,
             metrics,
+            first_seen,
         };
         store.note_expiry(&first);
         Ok(store)
@@ -275,25 +284,6 @@ impl CertStore {
         }
     }
 
-    /// What identifies the files behind the links now: the link targets
-    /// and their size and mtime. A renewal changes it.
-    fn fingerprint(&self) -> Option<Vec<(PathBuf, u64, Option<SystemTime>)>> {
-        let CertSource::Letsencrypt { fullchain, privkey } = &self.source else {
-            return None;
-        };
-        Some(
-            [fullchain, privkey]
-                .iter()
-                .map(|p| {
-                    let target = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-                    let meta = std::fs::metadata(&target).ok();
-                    let len = meta.as_ref().map_or(0, |m| m.len());
-                    (target, len, meta.and_then(|m| m.modified().ok()))
-                })
-                .collect(),
-        )
-    }
-
     /// Reloads on SIGHUP and whenever the files behind the links change
     /// (checked every `interval`), until `stop` turns true.
     /// Takes the SIGHUP stream ready-made so that no signal sent after
@@ -304,7 +294,7 @@ impl CertStore {
         interval: Duration,
         mut stop: watch::Receiver<bool>,
     ) {
-        let mut seen = self.fingerprint();
+        let mut seen = self.first_seen.clone();
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -312,14 +302,13 @@ impl CertStore {
                 _ = crate::listen::stopped(&mut stop) => return,
                 _ = hup.recv() => "SIGHUP",
                 _ = tick.tick() => {
-                    let now = self.fingerprint();
-                    if now == seen { continue; }
+                    if fingerprint(&self.source) == seen { continue; }
                     "certificate files changed"
                 }
             };
             // Remember what was tried, so a broken renewal is reported
             // once rather than on every tick.
-            seen = self.fingerprint();
+            seen = fingerprint(&self.source);
             match self.reload() {
                 Ok(Some(cert)) => tracing::info!("certificate reloaded ({why}): {cert}"),
                 Ok(None) => tracing::info!("{why}: self-signed certificate, nothing to reload"),
@@ -329,6 +318,22 @@ impl CertStore {
             }
         }
     }
+}
+
+/// What identifies the files behind the links now: the link targets and
+/// their size and mtime. A renewal changes it. `None` for a self-signed
+/// source.
+fn fingerprint(source: &CertSource) -> Option<Fingerprint> {
+    let CertSource::Letsencrypt { fullchain, privkey } = source else {
+        return None;
+    };
+    let files = [fullchain, privkey].into_iter().map(|p| {
+        let target = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let meta = std::fs::metadata(&target).ok();
+        let len = meta.as_ref().map_or(0, |m| m.len());
+        (target, len, meta.and_then(|m| m.modified().ok()))
+    });
+    Some(files.collect())
 }
 
 impl ResolvesServerCert for CertStore {
