@@ -12,6 +12,8 @@ use testbed::compose::{remove_leftovers, ComposeError, Deployment, Profile, Vari
 /// fails with EACCES and the server explains the fix.
 #[test]
 fn no_new_privileges_makes_the_host_profile_fail_to_bind_80() {
+    // Build (minutes when the server changed) before taking Docker.
+    support::image();
     let _lock = testbed::lock::exclusive().unwrap();
     remove_leftovers();
     let site = Site::granted();
@@ -41,6 +43,8 @@ fn no_new_privileges_makes_the_host_profile_fail_to_bind_80() {
 /// binds 80 without any capability.
 #[test]
 fn no_new_privileges_is_harmless_in_the_bridge_profile() {
+    // Build (minutes when the server changed) before taking Docker.
+    support::image();
     let _lock = testbed::lock::exclusive().unwrap();
     remove_leftovers();
     let site = Site::granted();
@@ -63,6 +67,8 @@ fn no_new_privileges_is_harmless_in_the_bridge_profile() {
 /// refuses the exec, in either profile.
 #[test]
 fn cap_drop_all_alone_makes_exec_fail_in_both_profiles() {
+    // Build (minutes when the server changed) before taking Docker.
+    support::image();
     let _lock = testbed::lock::exclusive().unwrap();
     remove_leftovers();
     let site = Site::granted();

@@ -147,6 +147,8 @@ fn setup_refuses_a_directory_that_is_not_certbot_shaped() {
 /// uid/gid and the fix; after setup-host.sh the certificate is served.
 #[test]
 fn container_reads_the_certificate_only_with_the_group_grant() {
+    // Build (minutes when the server changed) before taking Docker.
+    support::image();
     let _lock = testbed::lock::exclusive().unwrap();
     remove_leftovers();
     let site = Site::ungranted();
@@ -182,6 +184,8 @@ fn container_reads_the_certificate_only_with_the_group_grant() {
 /// hour), with no restart.
 #[test]
 fn deploy_hook_reloads_the_running_container_without_restart() {
+    // Build (minutes when the server changed) before taking Docker.
+    support::image();
     let _lock = testbed::lock::exclusive().unwrap();
     remove_leftovers();
     let mut site = Site::ungranted();

@@ -30,8 +30,9 @@ fn inspect(tag: &str, format: &str) -> String {
 
 #[test]
 fn image_keeps_the_file_capability_and_stays_small() {
-    let _lock = testbed::lock::exclusive().unwrap();
+    // Build (minutes when the server changed) before taking Docker.
     let tag = support::image();
+    let _lock = testbed::lock::exclusive().unwrap();
 
     // Read the xattr from the image's own file system, not from target/.
     drop(Created("hopless-inspect".into()));

@@ -53,6 +53,8 @@ fn load(stop: Arc<AtomicBool>, root: PathBuf) -> thread::JoinHandle<LoadResult> 
 
 #[test]
 fn pebble_issued_certificate_is_renewed_and_served_without_restart_or_failed_request() {
+    // Build (minutes when the server changed) before taking Docker.
+    support::image();
     let _lock = testbed::lock::exclusive().unwrap();
     remove_leftovers();
     let localhost: IpAddr = "127.0.0.1".parse().unwrap();
