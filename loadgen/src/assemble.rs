@@ -18,6 +18,9 @@ pub const LATE_SHARE: f64 = 0.01;
 /// Late sends that never flag a run, however short it is: a single
 /// preemption on a busy machine is not a saturated generator.
 pub const LATE_FLOOR: u64 = 5;
+/// Share of the window a worker thread may spend on a CPU before the run
+/// is flagged `fell_behind`.
+pub const BUSY_SHARE: f64 = 0.9;
 
 /// A run's (or several simultaneous runs') exact totals.
 #[derive(Debug, Clone)]
@@ -50,6 +53,8 @@ pub struct Totals {
     pub max_send_lag_us: u64,
     /// Late sends.
     pub late_sends: u64,
+    /// CPU seconds of the busiest worker thread in the window.
+    pub busiest_worker_s: f64,
     /// Per second: completed, errors, bytes received, corrected histogram.
     pub seconds: BTreeMap<u32, (u64, u64, u64, Histogram<u64>)>,
 }
@@ -71,6 +76,7 @@ impl Default for Totals {
             connections_opened: 0,
             max_send_lag_us: 0,
             late_sends: 0,
+            busiest_worker_s: 0.0,
             seconds: BTreeMap::new(),
         }
     }
@@ -113,6 +119,7 @@ impl Totals {
         self.connections_opened += r.connections_opened;
         self.max_send_lag_us = self.max_send_lag_us.max(r.max_send_lag_us);
         self.late_sends += r.late_sends;
+        self.busiest_worker_s = self.busiest_worker_s.max(r.busy_s);
         for (second, s) in &r.seconds {
             let h = decode_histogram("second", &s.histogram)?;
             self.add_second(*second, s.completed, s.errors, s.bytes_received, &h);
@@ -146,6 +153,8 @@ impl Totals {
         self.connections_opened += s.connections_opened;
         self.max_send_lag_us = self.max_send_lag_us.max(s.max_send_lag_us);
         self.late_sends += s.late_sends;
+        let busiest = r.cpu.busiest_worker_share * s.duration_s;
+        self.busiest_worker_s = self.busiest_worker_s.max(busiest);
         for row in &r.time_series {
             let h = decode_histogram(&format!("time_series[{}]", row.second), &row.histogram)?;
             self.add_second(
@@ -191,11 +200,13 @@ impl Totals {
             let sent_rate = self.sent as f64 / duration;
             sent_rate < 0.99 * target || rate_achieved < 0.99 * target
         });
-        let fell_behind = meta.rate_target.is_some()
+        let (user_s, system_s) = meta.cpu_s;
+        let mut cpu = crate::env::cpu_usage(user_s, system_s, self.completed + errors);
+        cpu.busiest_worker_share = self.busiest_worker_s / duration;
+        let late = meta.rate_target.is_some()
             && self.late_sends > LATE_FLOOR
             && self.late_sends as f64 > LATE_SHARE * self.sent as f64;
-        let (user_s, system_s) = meta.cpu_s;
-        let cpu = crate::env::cpu_usage(user_s, system_s, self.completed + errors);
+        let fell_behind = late || cpu.busiest_worker_share > BUSY_SHARE;
 
         let seconds_in_window = duration.ceil() as u32;
         let last = self
@@ -273,4 +284,82 @@ fn add(into: &mut Histogram<u64>, from: &Histogram<u64>) {
     // Both come from `new_histogram` (decoding re-homes), so bounds match.
     into.add(from)
         .expect("histograms share the project's bounds");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{Environment, RunConfig};
+
+    fn meta(rate: Option<f64>) -> RunMeta {
+        RunMeta {
+            config: RunConfig {
+                targets: vec![],
+                mode: "closed".into(),
+                connections: 1,
+                threads: 1,
+                duration_s: 2.0,
+                warmup_s: 0.0,
+                rate,
+                http2: false,
+                new_connection: false,
+                timeout_ms: 1000,
+                headers: vec![],
+                connect_to: None,
+                bind: None,
+                cacert: None,
+                insecure: false,
+                mix_file: None,
+                slo_p99_us: None,
+            },
+            environment: Environment {
+                host: "h".into(),
+                kernel: "k".into(),
+                cpu_model: "c".into(),
+                cores: 1,
+            },
+            started_at: String::new(),
+            duration_s: 2.0,
+            rate_target: rate,
+            cpu_s: (1.0, 0.5),
+        }
+    }
+
+    #[test]
+    fn a_worker_busy_most_of_the_window_flags_the_run() {
+        let busy = Totals {
+            busiest_worker_s: 1.9,
+            ..Totals::default()
+        };
+        let r = busy.into_report(meta(None));
+        assert!(r.fell_behind);
+        assert!((r.cpu.busiest_worker_share - 0.95).abs() < 1e-9);
+        let idle = Totals {
+            busiest_worker_s: 0.6,
+            ..Totals::default()
+        };
+        assert!(!idle.into_report(meta(None)).fell_behind);
+    }
+
+    #[test]
+    fn late_sends_flag_an_open_loop_run_past_one_percent() {
+        let late = Totals {
+            sent: 1000,
+            late_sends: 11,
+            ..Totals::default()
+        };
+        assert!(late.into_report(meta(Some(500.0))).fell_behind);
+        let few = Totals {
+            sent: 1000,
+            late_sends: 9,
+            ..Totals::default()
+        };
+        assert!(!few.into_report(meta(Some(500.0))).fell_behind);
+        let tiny_run = Totals {
+            sent: 10,
+            late_sends: 3,
+            ..Totals::default()
+        };
+        assert!(!tiny_run.into_report(meta(Some(500.0))).fell_behind);
+    }
 }

@@ -37,9 +37,23 @@ pub struct CpuTimes {
 }
 
 impl CpuTimes {
-    /// Reads getrusage(RUSAGE_SELF); zero if the call fails.
+    /// Reads getrusage(RUSAGE_SELF): the whole process; zero if it fails.
     pub fn now() -> Self {
-        let Ok(u) = getrusage(UsageWho::RUSAGE_SELF) else {
+        Self::of(UsageWho::RUSAGE_SELF)
+    }
+
+    /// Reads getrusage(RUSAGE_THREAD): the calling thread; zero if it fails.
+    pub fn this_thread() -> Self {
+        Self::of(UsageWho::RUSAGE_THREAD)
+    }
+
+    /// User plus system time.
+    pub fn total(self) -> Duration {
+        self.user + self.system
+    }
+
+    fn of(who: UsageWho) -> Self {
+        let Ok(u) = getrusage(who) else {
             return Self::default();
         };
         let d = |tv: nix::sys::time::TimeVal| {
@@ -71,5 +85,6 @@ pub fn cpu_usage(user_s: f64, system_s: f64, requests: u64) -> CpuUsage {
         user_s,
         system_s,
         us_per_request,
+        busiest_worker_share: 0.0,
     }
 }

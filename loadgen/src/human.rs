@@ -94,8 +94,8 @@ pub fn summary(r: &Report) -> String {
     }
     let _ = writeln!(
         out,
-        "  generator   {:.3} s user + {:.3} s system CPU = {:.1} µs per finished request (getrusage over the measured window)",
-        r.cpu.user_s, r.cpu.system_s, r.cpu.us_per_request
+        "  generator   {:.3} s user + {:.3} s system CPU = {:.1} µs per finished request, busiest worker on a CPU {:.0}% of the window (getrusage over the measured window)",
+        r.cpu.user_s, r.cpu.system_s, r.cpu.us_per_request, 100.0 * r.cpu.busiest_worker_share
     );
     if let Some(sweep) = &r.sweep {
         let _ = writeln!(
@@ -138,7 +138,11 @@ pub fn summary(r: &Report) -> String {
         );
     }
     if r.fell_behind {
-        let _ = writeln!(out, "  WARNING: the generator fell behind ({} requests sent over 2 ms late): it may be the bottleneck", s.late_sends);
+        let _ = writeln!(
+            out,
+            "  WARNING: the generator may be the bottleneck: busiest worker on a CPU {:.0}% of the window, {} requests sent over 2 ms late",
+            100.0 * r.cpu.busiest_worker_share, s.late_sends
+        );
     }
     out
 }

@@ -178,7 +178,8 @@ mod tests {
             CpuUsage {
                 user_s: 0.0,
                 system_s: 0.0,
-                us_per_request: 0.0
+                us_per_request: 0.0,
+                busiest_worker_share: 0.0,
             }
         );
     }

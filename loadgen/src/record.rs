@@ -128,6 +128,8 @@ pub struct Recorder {
     /// Requests sent over [`LATE_SEND`] later than the connection could
     /// have sent them (the worker thread was busy).
     pub late_sends: u64,
+    /// CPU seconds this worker's thread used in the measured window.
+    pub busy_s: f64,
     /// Closed seconds of the series, by second index.
     pub seconds: BTreeMap<u32, SecondRecord>,
     current_second: u32,
@@ -157,6 +159,7 @@ impl Recorder {
             connections_opened: 0,
             max_send_lag_us: 0,
             late_sends: 0,
+            busy_s: 0.0,
             seconds: BTreeMap::new(),
             current_second: 0,
             current: SecondRecord::default(),

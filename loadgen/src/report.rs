@@ -88,10 +88,11 @@ pub struct Report {
     pub histograms: Histograms,
     /// The generator's own CPU time over the measured part.
     pub cpu: CpuUsage,
-    /// Open loop: more than 1% (and more than 5) of the requests were sent over 2 ms later
-    /// than their connection could have sent them (due and the connection
-    /// free), so the generator's own threads, not the server, may have
-    /// limited the run. Always false in closed loop: look at `cpu` there.
+    /// The generator may have limited the run: a worker thread was on a
+    /// CPU for over 90% of the window (`cpu.busiest_worker_share`), or, in
+    /// open loop, more than 1% (and more than 5) of the requests were sent
+    /// over 2 ms later than their connection could have sent them (due
+    /// and the connection free).
     pub fell_behind: bool,
     /// The steps of `--sweep`; absent for a single run. With a sweep the
     /// rest of the report describes the highest passing step (or the first
@@ -320,6 +321,11 @@ pub struct CpuUsage {
     pub system_s: f64,
     /// (user + system) / finished requests (completed + errors), µs.
     pub us_per_request: f64,
+    /// Share of the measured window the busiest worker thread spent on a
+    /// CPU (user + system, getrusage RUSAGE_THREAD); near 1 the generator
+    /// itself was saturated.
+    #[serde(default)]
+    pub busiest_worker_share: f64,
 }
 
 /// The result of `--sweep`.

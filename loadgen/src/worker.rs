@@ -15,6 +15,7 @@ use crate::client_h1::{Exchange, Failure, H1Client};
 use crate::client_h2::{H2Client, H2Target};
 use crate::config::Load;
 use crate::conn::Connector;
+use crate::env::CpuTimes;
 use crate::http1::RequestTemplate;
 use crate::mix::Picker;
 use crate::pacer::Pacer;
@@ -65,7 +66,14 @@ pub fn run_worker(
         .build()?;
     let local = tokio::task::LocalSet::new();
     let rec = Rc::new(RefCell::new(Recorder::new(plan.window_start)));
+    let window_cpu = Rc::new(std::cell::Cell::new(None));
     local.block_on(&runtime, async {
+        let at_start = window_cpu.clone();
+        let window_start = plan.window_start;
+        let clock = tokio::task::spawn_local(async move {
+            Pacer::new().sleep_until(window_start).await;
+            at_start.set(Some(CpuTimes::this_thread()));
+        });
         let tasks: Vec<_> = ids
             .into_iter()
             .map(|id| {
@@ -81,12 +89,19 @@ pub fn run_worker(
             // A panicking connection task loses its own requests only.
             let _ = t.await;
         }
+        let _ = clock.await;
+    });
+    let busy = window_cpu.get().map_or(Duration::ZERO, |start: CpuTimes| {
+        CpuTimes::this_thread()
+            .total()
+            .saturating_sub(start.total())
     });
     drop(local);
     drop(runtime);
     let mut rec = Rc::try_unwrap(rec)
         .expect("every task has finished")
         .into_inner();
+    rec.busy_s = busy.as_secs_f64();
     rec.finish();
     Ok(rec)
 }
@@ -159,8 +174,16 @@ async fn connection(
         })
         .await;
         free_at = Instant::now();
+        // Anything that ends at or after the deadline (the timer may fire
+        // a little late) was in flight at the deadline: unfinished.
+        let ended = match &outcome {
+            Ok(Ok(x)) => x.done,
+            _ => free_at,
+        };
+        if ended >= plan.end {
+            break;
+        }
         let backoff = match outcome {
-            Err(_) if free_at >= plan.end => break, // in flight at the deadline: unfinished
             Err(_) => {
                 reset(&mut client);
                 if measured {

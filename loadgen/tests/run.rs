@@ -24,7 +24,17 @@ fn closed_loop_counts_add_up_and_bytes_are_counted() {
         "closed loop has no schedule"
     );
     assert_eq!(s.connections_opened, 4);
-    assert!(!r.time_series.is_empty() && r.cpu.user_s + r.cpu.system_s > 0.0);
+    assert!(r.cpu.user_s + r.cpu.system_s > 0.0);
+    let busy = r.cpu.busiest_worker_share;
+    assert!(
+        busy > 0.0 && busy <= 1.05,
+        "busiest worker on a CPU {busy} of the window"
+    );
+    let series_total: u64 = r.time_series.iter().map(|row| row.completed).sum();
+    assert_eq!(
+        series_total, s.requests_completed,
+        "the per-second series adds up"
+    );
 }
 
 #[test]
@@ -51,6 +61,9 @@ fn open_loop_rate_is_held_within_one_percent() {
             s.rate_achieved
         );
         assert!(!s.below_target, "rate {rate}");
+        assert_eq!(r.time_series.len(), 2, "one row per second");
+        let per_second: u64 = r.time_series.iter().map(|row| row.completed).sum();
+        assert_eq!(per_second, s.requests_completed);
     }
 }
 
