@@ -80,7 +80,15 @@ pub fn render(site: &Site, base_url: &str) -> Vec<Page> {
         cache: CacheClass::Page,
     });
     for asset in &site.assets {
-        pages.push(asset_page(asset, newest));
+        let page = asset_page(asset, newest);
+        // Crawlers and browsers ask for these at the root, not under /static/.
+        if matches!(asset.path.as_str(), "robots.txt" | "favicon.ico") {
+            pages.push(Page {
+                path: format!("/{}", asset.path),
+                ..page.clone()
+            });
+        }
+        pages.push(page);
     }
     pages.sort_by(|a, b| a.path.cmp(&b.path));
 
