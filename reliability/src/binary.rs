@@ -1,6 +1,6 @@
 //! Finding the workspace binaries a scenario runs (`blog`, `loadgen`):
 //! next to the running executable in cargo's target directory, built with
-//! `cargo build` on first use when absent, or named by an environment
+//! `cargo build` on first use (a no-op when up to date), or named by an environment
 //! variable (`HOPLESS_BLOG`, `HOPLESS_LOADGEN`).
 
 use std::path::{Path, PathBuf};
@@ -34,23 +34,32 @@ pub const LOADGEN: Binary = Binary {
     env: "HOPLESS_LOADGEN",
 };
 
-/// One build at a time from this process.
-static BUILDING: Mutex<()> = Mutex::new(());
+/// The binaries built by this process so far (one build at a time).
+static BUILT: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
 
 impl Binary {
     /// The path of the executable: `$ENV` when set, else the profile
     /// directory this process runs from (`target/debug` for tests,
-    /// `target/release` for `cargo run --release`), building it there
-    /// once when it is missing.
+    /// `target/release` for `cargo run --release`), brought up to date
+    /// with `cargo build` on first use.
     pub fn path(&self) -> Result<PathBuf, ScenarioError> {
         if let Some(p) = std::env::var_os(self.env) {
             return Ok(PathBuf::from(p));
         }
         let dir = profile_dir().ok_or_else(|| self.err("cannot tell the target directory"))?;
         let path = dir.join(self.name);
-        let _one = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
-        if !path.exists() {
-            self.build(&dir)?;
+        let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+        if !built.contains(&self.name) {
+            // Once per process, so a changed server is what runs (a no-op
+            // build takes a second); a stale binary beats none when cargo
+            // cannot run.
+            if let Err(e) = self.build(&dir) {
+                if !path.exists() {
+                    return Err(e);
+                }
+                tracing::warn!("using {} as it is: {e}", path.display());
+            }
+            built.push(self.name);
         }
         if !path.exists() {
             return Err(self.err(&format!("{} missing after the build", path.display())));

@@ -35,8 +35,9 @@ struct Run {
 fn run_loadgen(url: &str, extra: &[&str], during: impl FnOnce()) -> Result<Run, ScenarioError> {
     let dir = tempfile::tempdir().map_err(ScenarioError::io("temporary directory"))?;
     let json = dir.path().join("report.json");
+    let program = LOADGEN.path()?;
     let started = Instant::now();
-    let mut child = Command::new(LOADGEN.path()?)
+    let mut child = Command::new(program)
         .arg(url)
         .args(["-c", "4", "-t", "1", "-q", "-d", &format!("{RUN_S}s")])
         .args(["--timeout", &format!("{TIMEOUT_S}s"), "--json"])
