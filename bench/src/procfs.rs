@@ -56,6 +56,30 @@ pub fn parse_softirq_ticks(proc_stat: &str, cpu: u32) -> Option<u64> {
     line.split_whitespace().nth(7)?.parse().ok()
 }
 
+/// Busy seconds of `cpu` so far: every /proc/stat column but idle and
+/// iowait (user, nice, system, irq, softirq, steal).
+pub fn cpu_busy_s(cpu: u32, ticks: f64) -> Option<f64> {
+    let text = fs::read_to_string("/proc/stat").ok()?;
+    parse_busy_ticks(&text, cpu).map(|t| t as f64 / ticks)
+}
+
+/// The busy ticks of the `cpuN` line (columns 1-3 and 6-8).
+pub fn parse_busy_ticks(proc_stat: &str, cpu: u32) -> Option<u64> {
+    let label = format!("cpu{cpu}");
+    let line = proc_stat
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(label.as_str()))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    if v.len() < 8 {
+        return None;
+    }
+    Some(v[0] + v[1] + v[2] + v[5] + v[6] + v[7])
+}
+
 /// Process ids whose command name is exactly `comm` (from /proc/PID/comm).
 pub fn pids_named(comm: &str) -> Vec<u32> {
     let Ok(entries) = fs::read_dir("/proc") else {
@@ -170,6 +194,9 @@ mod tests {
         assert_eq!(parse_softirq_ticks(text, 0), Some(33));
         assert_eq!(parse_softirq_ticks(text, 1), Some(44));
         assert_eq!(parse_softirq_ticks(text, 2), None);
+        // user 10 + nice 0 + system 20 + irq 1 + softirq 2 + steal 33... here
+        // column 7 is softirq (33) and 8 steal (0): busy = 10+0+20+2+33+0.
+        assert_eq!(parse_busy_ticks(text, 0), Some(65));
     }
 
     #[test]

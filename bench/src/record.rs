@@ -67,6 +67,13 @@ pub struct CpuFigures {
     pub softirq_us_per_request: f64,
     /// The generator's CPU as a share of one core over the window, percent.
     pub loadgen_core_pct: f64,
+    /// CPU time on the server's core not accounted to the server,
+    /// docker-proxy or softirq (other processes of the machine), s: noise.
+    #[serde(default)]
+    pub foreign_server_core_s: f64,
+    /// CPU time on the generator's core not accounted to the generator, s.
+    #[serde(default)]
+    pub foreign_client_core_s: f64,
 }
 
 impl CpuFigures {
@@ -142,6 +149,11 @@ pub struct CellRecord {
     pub hop: Option<HopEvidence>,
     /// Reasons the generator may have been the bottleneck; empty when not.
     pub generator_limited: Vec<String>,
+    /// Other processes of the machine that competed with the cell (CPU on
+    /// the server's or the generator's core not accounted to the run);
+    /// empty when quiet.
+    #[serde(default)]
+    pub disturbed: Vec<String>,
     /// Bandwidth cap check on capped external paths.
     pub bandwidth: Option<BandwidthCheck>,
     /// CPU quota of the server side, cores.
@@ -195,6 +207,9 @@ pub struct RunSummary {
     pub failed_cells: usize,
     /// Cells whose generator may have been the bottleneck.
     pub generator_limited_cells: usize,
+    /// Cells other processes of the machine competed with.
+    #[serde(default)]
+    pub disturbed_cells: usize,
     /// The headline comparisons (see [`crate::analysis`]).
     pub headline: Vec<crate::analysis::HeadlineRow>,
     /// Medians per profile, path, workload and load point.
@@ -341,6 +356,7 @@ pub(crate) mod fixtures {
                 expected,
             }),
             generator_limited: vec![],
+            disturbed: vec![],
             bandwidth: None,
             server_cpus: 0.5,
             server_mem_limit_bytes: None,

@@ -200,6 +200,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    if let Some(ns) = &ns {
+        widen_client_ports(ns);
+    }
     let cap = match (&ns, vps.as_ref().and_then(|v| v.bandwidth_baseline_mbit)) {
         (Some(ns), Some(mbit)) => Some(BandwidthCap::apply(ns, mbit)?),
         _ => None,
@@ -305,6 +308,26 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         dir.join("index.html").display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// New-connection workloads open tens of thousands of connections a cell:
+/// give the client namespace (its own sysctls, nothing shared) the whole
+/// ephemeral range and TIME_WAIT reuse so the client does not run out of
+/// ports. Failure only risks `connect` errors, which the cell records.
+fn widen_client_ports(ns: &ClientNamespace) {
+    for setting in [
+        "net.ipv4.ip_local_port_range=1024 65535",
+        "net.ipv4.tcp_tw_reuse=1",
+    ] {
+        let ok = ns
+            .command("sysctl")
+            .args(["-q", "-w", setting])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("bench: warning: could not set {setting} in {}", ns.name());
+        }
+    }
 }
 
 fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
@@ -434,6 +457,7 @@ fn failed(ctx: &Context, key: CellKey, rate: Option<f64>, reason: String) -> Cel
         cpu: None,
         hop: None,
         generator_limited: vec![],
+        disturbed: vec![],
         bandwidth: None,
         server_cpus: ctx.server_cpus,
         server_mem_limit_bytes: ctx.mem_limit,
@@ -478,6 +502,9 @@ fn save(ctx: &Context, rec: &CellRecord, done: usize, total: usize, started: Ins
             if !rec.generator_limited.is_empty() {
                 line.push_str(" [generator-limited]");
             }
+            if !rec.disturbed.is_empty() {
+                line.push_str(" [disturbed]");
+            }
             if rec.bandwidth.as_ref().is_some_and(|b| b.bound) {
                 line.push_str(" [bandwidth-bound]");
             }
@@ -504,6 +531,8 @@ struct Snapshot {
     dnat: Option<u64>,
     budget_ns: Option<u64>,
     throttled_ns: Option<u64>,
+    server_core_busy_s: f64,
+    client_core_busy_s: f64,
 }
 
 fn snapshot(ctx: &Context, server_pid: u32, proxies: &[u32]) -> Snapshot {
@@ -518,6 +547,9 @@ fn snapshot(ctx: &Context, server_pid: u32, proxies: &[u32]) -> Snapshot {
         dnat: crate::iptables::dnat_packets(&[ctx.ports.0, ctx.ports.1]),
         budget_ns: ctx.budget.cpu_usage_ns(),
         throttled_ns: ctx.budget.throttling().map(|t| t.1),
+        server_core_busy_s: procfs::cpu_busy_s(SERVER_CORE, ctx.ticks).unwrap_or(0.0),
+        client_core_busy_s: procfs::cpu_busy_s(crate::loadrun::CLIENT_CORE, ctx.ticks)
+            .unwrap_or(0.0),
     }
 }
 
@@ -630,6 +662,13 @@ fn measure(ctx: &Context, target: &Target, key: CellKey, rate: Option<f64>) -> C
         ..CpuFigures::default()
     };
     cpu.finish(report.summary.duration_s.max(0.001));
+    // Whatever else ran on the two cores during the window: other work on
+    // the machine that competes with the measurement.
+    let server_core = after.server_core_busy_s - before.server_core_busy_s;
+    cpu.foreign_server_core_s =
+        (server_core - cpu.server_s - cpu.docker_proxy_s - cpu.softirq_s).max(0.0);
+    let client_core = after.client_core_busy_s - before.client_core_busy_s;
+    cpu.foreign_client_core_s = (client_core - cpu.loadgen_s).max(0.0);
     let dnat_packets = match (before.dnat, after.dnat) {
         (Some(b), Some(a)) => Some(a.saturating_sub(b)),
         _ => None,
@@ -655,6 +694,20 @@ fn measure(ctx: &Context, target: &Target, key: CellKey, rate: Option<f64>) -> C
             report.summary.late_sends, report.summary.requests_sent
         ));
     }
+    let noisy = 0.1 * window_s;
+    let mut disturbed = Vec::new();
+    if cpu.foreign_client_core_s > noisy {
+        disturbed.push(format!(
+            "other processes used {:.2} s of the generator's core in a {window_s:.1} s window",
+            cpu.foreign_client_core_s
+        ));
+    }
+    if cpu.foreign_server_core_s > noisy {
+        disturbed.push(format!(
+            "other processes used {:.2} s of the server's core in a {window_s:.1} s window",
+            cpu.foreign_server_core_s
+        ));
+    }
     let bandwidth = match (&ctx.cap, key.path.is_external()) {
         (Some(cap), true) => {
             let achieved = report.summary.bytes_received as f64 * 8.0
@@ -668,7 +721,6 @@ fn measure(ctx: &Context, target: &Target, key: CellKey, rate: Option<f64>) -> C
         }
         _ => None,
     };
-    let _ = window_s;
     CellRecord {
         schema_version: CELL_SCHEMA_VERSION,
         key,
@@ -684,6 +736,7 @@ fn measure(ctx: &Context, target: &Target, key: CellKey, rate: Option<f64>) -> C
             expected,
         }),
         generator_limited: limited,
+        disturbed,
         bandwidth,
         server_cpus: ctx.server_cpus,
         server_mem_limit_bytes: ctx.mem_limit,

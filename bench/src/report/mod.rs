@@ -103,6 +103,7 @@ pub fn render(dir: &Path, readme: Option<&Path>) -> Result<RunSummary, ReportErr
             .iter()
             .filter(|c| !c.generator_limited.is_empty())
             .count(),
+        disturbed_cells: cells.iter().filter(|c| !c.disturbed.is_empty()).count(),
         headline,
         groups,
     };

@@ -82,10 +82,12 @@ pub fn headline_sentences(summary: &RunSummary) -> Vec<String> {
         out.push(s);
     }
     let limited = summary.generator_limited_cells;
-    if summary.failed_cells > 0 || limited > 0 {
+    let disturbed = summary.disturbed_cells;
+    if summary.failed_cells > 0 || limited > 0 || disturbed > 0 {
         out.push(format!(
-            "{} of {} cells failed and {} may have been limited by the load generator (see the flags in report.md).",
-            summary.failed_cells, summary.cells, limited
+            "{} of {} cells failed, {} may have been limited by the load generator and {} \
+             shared a core with other work on the machine (see the flags in report.md).",
+            summary.failed_cells, summary.cells, limited, disturbed
         ));
     }
     out
@@ -239,6 +241,10 @@ pub fn report_md(
                 "- `{id}`: the generator may have been the bottleneck ({})",
                 c.generator_limited.join("; ")
             );
+        }
+        if !c.disturbed.is_empty() {
+            flagged = true;
+            let _ = writeln!(md, "- `{id}`: disturbed: {}", c.disturbed.join("; "));
         }
         if let Some(b) = c.bandwidth.as_ref().filter(|b| b.bound) {
             flagged = true;
