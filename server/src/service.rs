@@ -86,7 +86,7 @@ impl Handler {
             if app.access_log {
                 tracing::info!(
                     target: "blog::access",
-                    "{} {} {} {} {:?} {} {}",
+                    "{} {} {} {} {:?} {} {} bytes",
                     self.peer,
                     self.scheme.as_str(),
                     method,
