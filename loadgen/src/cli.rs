@@ -182,6 +182,15 @@ impl RunArgs {
                 })
             })
             .transpose()?;
+        if let Some(ip) = bind {
+            if ip.is_ipv4() != addr.is_ipv4() {
+                return Err(ConfigError::Value {
+                    flag: "--bind",
+                    value: ip.to_string(),
+                    why: format!("the target {addr} is another address family; bind an address of its family"),
+                });
+            }
+        }
         let slo_p99 = self
             .slo_p99
             .as_deref()

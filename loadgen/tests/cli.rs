@@ -38,6 +38,10 @@ fn bad_flags_and_urls_get_clear_errors() {
     refused(&["-H", "NoColon", "http://127.0.0.1:1/"], "\"Name: value\"");
     refused(&["--bind", "not-an-ip", "http://127.0.0.1:1/"], "--bind");
     refused(
+        &["--bind", "::1", "http://127.0.0.1:1/"],
+        "another address family",
+    );
+    refused(
         &["--connect-to", "nowhere", "http://127.0.0.1:1/"],
         "ADDR:PORT",
     );
