@@ -20,7 +20,7 @@ pub struct Args {
     #[arg(long)]
     pub quick: bool,
     /// Where run directories go (`<out>/<date>-<host>/`).
-    #[arg(long, default_value = "results")]
+    #[arg(long, global = true, default_value = "results")]
     pub out: PathBuf,
     /// Repeats of the whole matrix (default: 3 standard, 1 quick).
     #[arg(long)]
@@ -57,7 +57,7 @@ pub struct Args {
     #[arg(long, value_delimiter = ',')]
     pub paths: Vec<String>,
     /// Do not rewrite results/README.md.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub no_readme: bool,
 }
 

@@ -139,7 +139,7 @@ pub fn draw_all(
             continue;
         }
         let title = format!(
-            "Latency against offered rate, {} (open loop; p50 solid, p99 dashed; µs, median of repeats)",
+            "Latency against offered rate, {} (open loop; p50 solid with dots, p99 dashed with rings; µs, median of repeats)",
             path.name()
         );
         specs.push((
@@ -265,7 +265,7 @@ fn throughput_chart<DB: DrawingBackend>(
         .iter()
         .filter_map(|g| g.throughput.map(|t| t.max))
         .fold(1.0, f64::max)
-        * 1.1;
+        * 1.3;
     let area = root.margin(60, 50, 10, 10);
     let mut chart = ChartBuilder::on(&area)
         .y_label_area_size(70)
@@ -342,7 +342,7 @@ fn cpu_chart<DB: DrawingBackend>(
         }),
     ];
     let total = |g: &Group| parts.iter().map(|(_, _, f)| f(g)).sum::<f64>();
-    let top = groups.iter().map(|g| total(g)).fold(1.0, f64::max) * 1.15;
+    let top = groups.iter().map(|g| total(g)).fold(1.0, f64::max) * 1.35;
     let area = root.margin(60, 50, 10, 10);
     let mut chart = ChartBuilder::on(&area)
         .y_label_area_size(70)
@@ -545,6 +545,11 @@ fn rate_chart<DB: DrawingBackend>(
             chart.draw_series(
                 pts.iter()
                     .map(|p| Circle::new((p.0, p.1), 3, color.filled())),
+            )?;
+            // p99 as hollow rings, visible even with a single load point.
+            chart.draw_series(
+                pts.iter()
+                    .map(|p| Circle::new((p.0, p.2), 4, color.stroke_width(2))),
             )?;
         }
     }
