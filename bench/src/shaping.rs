@@ -82,3 +82,34 @@ fn tc(netns: Option<&str>, args: &[&str]) -> Result<(), ShapingError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn qdiscs(ns: Option<&str>, dev: &str) -> String {
+        let mut cmd = match ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "tc"]);
+                c
+            }
+            None => Command::new("tc"),
+        };
+        let out = cmd.args(["qdisc", "show", "dev", dev]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    #[test]
+    fn cap_shapes_both_ends_and_is_removed_on_drop() {
+        let _lock = testbed::lock::exclusive().unwrap();
+        let ns = testbed::ClientNamespace::create(9).unwrap();
+        let cap = BandwidthCap::apply(&ns, 32.0).unwrap();
+        let host = qdiscs(None, &ns.host_veth());
+        assert!(host.contains("tbf") && host.contains("32Mbit"), "{host}");
+        let client = qdiscs(Some(&ns.name()), &ns.client_veth());
+        assert!(client.contains("tbf"), "{client}");
+        drop(cap);
+        assert!(!qdiscs(None, &ns.host_veth()).contains("tbf"));
+    }
+}

@@ -104,13 +104,20 @@ fn setup_line(info: &RunInfo) -> String {
     if let Some(vps) = &info.vps {
         let _ = write!(
             s,
-            " Emulating {} ({}): {} MiB memory limit{}.",
+            " Emulating {} ({}): {} vCPUs as a {} core quota (the burst state; its sustained \
+             baseline of {}% per vCPU is not applied), {} MiB memory limit{}.",
             vps.name,
             vps.title,
+            vps.vcpus,
+            vps.cpu_quota(),
+            vps.cpu_baseline_pct,
             vps.memory_mib,
             match vps.bandwidth_baseline_mbit {
-                Some(b) => format!(", {b} Mbit/s tc cap per direction on the external paths"),
-                None => ", no bandwidth cap (none published)".into(),
+                Some(b) => format!(
+                    ", its {b} Mbit/s baseline bandwidth as a tc cap per direction on the \
+                     external paths"
+                ),
+                None => ", no bandwidth cap (the provider publishes none)".into(),
             }
         );
     }
