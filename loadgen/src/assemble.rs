@@ -297,6 +297,7 @@ mod tests {
                 targets: vec![],
                 mode: "closed".into(),
                 connections: 1,
+                streams: 1,
                 threads: 1,
                 duration_s: 2.0,
                 warmup_s: 0.0,

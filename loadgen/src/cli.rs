@@ -83,6 +83,10 @@ pub struct RunArgs {
     /// HTTP/2 (ALPN h2 over TLS, prior knowledge over http://).
     #[arg(long)]
     pub http2: bool,
+    /// With --http2: concurrent requests (streams) per connection, so
+    /// connections × streams requests are in flight.
+    #[arg(long, default_value_t = 1, requires = "http2", value_name = "N")]
+    pub streams: u32,
     /// A request not answered in full within this time is an error.
     #[arg(long, default_value = "2s")]
     pub timeout: String,
@@ -182,6 +186,20 @@ impl RunArgs {
                 })
             })
             .transpose()?;
+        if self.streams == 0 || self.streams > 1000 {
+            return Err(ConfigError::Value {
+                flag: "--streams",
+                value: self.streams.to_string(),
+                why: "expected 1 to 1000".into(),
+            });
+        }
+        if self.streams > 1 && self.new_connection {
+            return Err(ConfigError::Value {
+                flag: "--streams",
+                value: self.streams.to_string(),
+                why: "a new connection per request leaves nothing to share; drop one of --streams and --new-connection".into(),
+            });
+        }
         if let Some(ip) = bind {
             if ip.is_ipv4() != addr.is_ipv4() {
                 return Err(ConfigError::Value {
@@ -209,6 +227,7 @@ impl RunArgs {
             addr,
             load,
             connections: self.connections,
+            streams: self.streams,
             threads,
             duration,
             warmup,

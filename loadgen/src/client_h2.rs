@@ -1,5 +1,6 @@
-//! One HTTP/2 connection slot driven by hyper: a request at a time per
-//! slot (as an HTTP/1.1 slot), so `-c` means requests in flight either way.
+//! HTTP/2 request slots driven by hyper: each slot has one request in
+//! flight at a time, and `--streams` slots share one connection, so
+//! connections × streams requests are in flight.
 
 use std::time::Instant;
 
@@ -22,27 +23,34 @@ pub struct H2Target {
     pub headers: http::HeaderMap,
 }
 
-/// An HTTP/2 connection slot: reconnects when needed.
+/// One HTTP/2 connection shared by the slots of a worker; opened by the
+/// first slot that needs it, the others wait on the lock meanwhile.
+pub type SharedConnection = std::rc::Rc<tokio::sync::Mutex<Option<SendRequest<Empty<Bytes>>>>>;
+
+/// An HTTP/2 request slot: (re)connects its shared connection when needed.
 #[derive(Debug)]
 pub struct H2Client {
-    sender: Option<SendRequest<Empty<Bytes>>>,
+    shared: SharedConnection,
     picker: Picker,
     new_connection: bool,
 }
 
 impl H2Client {
-    /// A slot that opens its connection on first use.
-    pub fn new(picker: Picker, new_connection: bool) -> Self {
+    /// A slot on `shared`, which it opens on first use.
+    pub fn new(shared: SharedConnection, picker: Picker, new_connection: bool) -> Self {
         H2Client {
-            sender: None,
+            shared,
             picker,
             new_connection,
         }
     }
 
-    /// Drops the connection (after a timeout left a stream open).
+    /// Drops the shared connection (after a timeout), unless another slot
+    /// is using the lock right now.
     pub fn disconnect(&mut self) {
-        self.sender = None;
+        if let Ok(mut guard) = self.shared.try_lock() {
+            *guard = None;
+        }
     }
 
     /// Sends one request and reads its whole response.
@@ -60,7 +68,8 @@ impl H2Client {
             bytes_sent: 0,
             bytes_received: 0,
         };
-        if self.sender.as_ref().map_or(true, |s| s.is_closed()) {
+        let mut guard = self.shared.lock().await;
+        if guard.as_ref().map_or(true, |s| s.is_closed()) {
             let c = connector.connect().await.map_err(connecting)?;
             if measured {
                 rec.borrow_mut().record_connect(c.connect, c.tls);
@@ -72,52 +81,57 @@ impl H2Client {
             tokio::task::spawn_local(async move {
                 let _ = conn.await;
             });
-            self.sender = Some(sender);
+            *guard = Some(sender);
         }
+        let mut sender = guard.as_ref().expect("connected above").clone();
+        drop(guard);
 
         let target = &targets[self.picker.next_index()];
-        let result = self.round_trip(target, sent).await;
+        let result = round_trip(&mut sender, target, sent).await;
         if result.is_err() || self.new_connection {
-            self.sender = None;
+            *self.shared.lock().await = None;
         }
         result
     }
+}
 
-    async fn round_trip(&mut self, target: &H2Target, sent: Instant) -> Result<Exchange, Failure> {
-        let fail = |e: &hyper::Error, received| Failure {
-            kind: classify(e),
-            connecting: false,
-            bytes_sent: 0,
-            bytes_received: received,
-        };
-        let sender = self.sender.as_mut().expect("connected above");
-        sender.ready().await.map_err(|e| fail(&e, 0))?;
-        let mut request = http::Request::new(Empty::<Bytes>::new());
-        *request.uri_mut() = target.uri.clone();
-        *request.headers_mut() = target.headers.clone();
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| fail(&e, 0))?;
-        let first_byte = Instant::now();
-        let status = response.status().as_u16();
-        let mut body = response.into_body();
-        let mut received = 0u64;
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| fail(&e, received))?;
-            if let Some(data) = frame.data_ref() {
-                received += data.len() as u64;
-            }
+async fn round_trip(
+    sender: &mut SendRequest<Empty<Bytes>>,
+    target: &H2Target,
+    sent: Instant,
+) -> Result<Exchange, Failure> {
+    let fail = |e: &hyper::Error, received| Failure {
+        kind: classify(e),
+        connecting: false,
+        bytes_sent: 0,
+        bytes_received: received,
+    };
+    sender.ready().await.map_err(|e| fail(&e, 0))?;
+    let mut request = http::Request::new(Empty::<Bytes>::new());
+    *request.uri_mut() = target.uri.clone();
+    *request.headers_mut() = target.headers.clone();
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| fail(&e, 0))?;
+    let first_byte = Instant::now();
+    let status = response.status().as_u16();
+    let mut body = response.into_body();
+    let mut received = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| fail(&e, received))?;
+        if let Some(data) = frame.data_ref() {
+            received += data.len() as u64;
         }
-        Ok(Exchange {
-            sent,
-            first_byte,
-            done: Instant::now(),
-            status,
-            bytes_sent: 0,
-            bytes_received: received,
-        })
     }
+    Ok(Exchange {
+        sent,
+        first_byte,
+        done: Instant::now(),
+        status,
+        bytes_sent: 0,
+        bytes_received: received,
+    })
 }
 
 fn classify(e: &hyper::Error) -> ErrorKind {

@@ -189,6 +189,8 @@ pub struct Config {
     pub load: Load,
     /// Concurrent connections.
     pub connections: u32,
+    /// Concurrent requests per HTTP/2 connection (1 for HTTP/1.1).
+    pub streams: u32,
     /// Worker threads.
     pub threads: u32,
     /// Measured duration.
@@ -260,6 +262,7 @@ impl Config {
                 Load::Closed => "closed".into(),
             },
             connections: self.connections,
+            streams: self.streams,
             threads: self.threads,
             duration_s: self.duration.as_secs_f64(),
             warmup_s: self.warmup.as_secs_f64(),

@@ -21,7 +21,11 @@ pub fn summary(r: &Report) -> String {
         Some(rate) => format!("open loop at {rate:.0} req/s"),
         None => "closed loop".to_string(),
     };
-    let proto = if c.http2 { "HTTP/2" } else { "HTTP/1.1" };
+    let proto = if c.http2 {
+        format!("HTTP/2 ({} streams per connection)", c.streams)
+    } else {
+        "HTTP/1.1".to_string()
+    };
     let conns = if c.new_connection {
         "a new connection per request"
     } else {

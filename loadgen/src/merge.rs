@@ -74,6 +74,7 @@ mod tests {
                 targets: vec![],
                 mode: "open".into(),
                 connections: 1,
+                streams: 1,
                 threads: 1,
                 duration_s: 3.0,
                 warmup_s: 0.0,

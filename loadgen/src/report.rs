@@ -113,6 +113,10 @@ pub struct RunConfig {
     pub mode: String,
     /// Concurrent connections (`-c`).
     pub connections: u32,
+    /// Concurrent requests per HTTP/2 connection (`--streams`; 1 for
+    /// HTTP/1.1). Added in v1; absent means 1.
+    #[serde(default = "one")]
+    pub streams: u32,
     /// Worker threads, each a current-thread runtime (`-t`).
     pub threads: u32,
     /// Measured duration asked for, in seconds (`-d`).
@@ -141,6 +145,10 @@ pub struct RunConfig {
     pub mix_file: Option<String>,
     /// The p99 objective of `--sweep`, in µs (`--slo-p99`).
     pub slo_p99_us: Option<u64>,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// One weighted target URL.
@@ -470,6 +478,7 @@ mod tests {
                 }],
                 mode: "open".into(),
                 connections: 2,
+                streams: 1,
                 threads: 1,
                 duration_s: 1.0,
                 warmup_s: 0.0,

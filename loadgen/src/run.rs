@@ -122,6 +122,7 @@ fn plan(config: &Config) -> Result<Plan, ConfigError> {
     Ok(Plan {
         load: config.load,
         connections: config.connections,
+        streams: config.streams,
         connector,
         templates,
         h2_targets,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::time::{sleep_until, timeout_at};
 
 use crate::client_h1::{Exchange, Failure, H1Client};
-use crate::client_h2::{H2Client, H2Target};
+use crate::client_h2::{H2Client, H2Target, SharedConnection};
 use crate::config::Load;
 use crate::conn::Connector;
 use crate::env::CpuTimes;
@@ -33,6 +33,8 @@ pub struct Plan {
     pub load: Load,
     /// Connections over all workers.
     pub connections: u32,
+    /// Request slots sharing one HTTP/2 connection (1 for HTTP/1.1).
+    pub streams: u32,
     /// How to connect.
     pub connector: Connector,
     /// HTTP/1.1 requests, one per target (empty with HTTP/2).
@@ -74,17 +76,20 @@ pub fn run_worker(
             Pacer::new().sleep_until(window_start).await;
             at_start.set(Some(CpuTimes::this_thread()));
         });
-        let tasks: Vec<_> = ids
-            .into_iter()
-            .map(|id| {
-                tokio::task::spawn_local(connection(
+        let mut tasks = Vec::new();
+        for id in ids {
+            let shared = SharedConnection::default();
+            for stream in 0..plan.streams {
+                let slot = id * plan.streams + stream;
+                tasks.push(tokio::task::spawn_local(connection(
                     plan.clone(),
-                    id,
+                    slot,
+                    shared.clone(),
                     rec.clone(),
                     progress.clone(),
-                ))
-            })
-            .collect();
+                )));
+            }
+        }
         for t in tasks {
             // A panicking connection task loses its own requests only.
             let _ = t.await;
@@ -111,9 +116,12 @@ enum Client {
     H2(H2Client),
 }
 
+/// One request slot: slot `id` of connections × streams, on the HTTP/2
+/// connection `shared` when the plan is HTTP/2.
 async fn connection(
     plan: Arc<Plan>,
     id: u32,
+    shared: SharedConnection,
     rec: Rc<RefCell<Recorder>>,
     progress: Arc<AtomicU64>,
 ) {
@@ -121,10 +129,15 @@ async fn connection(
     let mut client = if plan.h2_targets.is_empty() {
         Client::H1(H1Client::new(picker, plan.new_connection))
     } else {
-        Client::H2(H2Client::new(picker, plan.new_connection))
+        Client::H2(H2Client::new(shared, picker, plan.new_connection))
     };
     let schedule = match plan.load {
-        Load::Open { rate } => Some(Schedule::new(plan.start, rate, plan.connections, id)),
+        Load::Open { rate } => Some(Schedule::new(
+            plan.start,
+            rate,
+            plan.connections * plan.streams,
+            id,
+        )),
         Load::Closed => None,
     };
 

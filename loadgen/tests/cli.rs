@@ -52,6 +52,17 @@ fn bad_flags_and_urls_get_clear_errors() {
     refused(&["--mix", "/nonexistent/mix.txt"], "/nonexistent/mix.txt");
     refused(&["--sweep", "http://127.0.0.1:1/"], "--slo-p99");
     refused(&["--no-such-flag", "http://127.0.0.1:1/"], "--no-such-flag");
+    refused(&["--streams", "4", "http://127.0.0.1:1/"], "--http2");
+    refused(
+        &[
+            "--http2",
+            "--streams",
+            "4",
+            "--new-connection",
+            "http://127.0.0.1:1/",
+        ],
+        "--streams",
+    );
     refused(
         &[
             "-d",

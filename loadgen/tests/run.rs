@@ -452,3 +452,34 @@ fn a_keep_alive_connection_closed_by_the_server_is_retried_not_an_error() {
     // reconnected once.
     assert!(accepts.load(std::sync::atomic::Ordering::SeqCst) >= r.summary.requests_completed);
 }
+
+#[test]
+fn http2_streams_share_one_connection() {
+    // Every response waits for the next 100 ms boundary: one request at a
+    // time could finish at most 5 in 400 ms; four streams finish about 16.
+    let stall = (Duration::from_millis(100), Duration::from_millis(100));
+    let server = TestServer::start(Behaviour {
+        stall: Some(stall),
+        ..Default::default()
+    });
+    let url = server.url("/");
+    let cfg = config(&[
+        "-c",
+        "1",
+        "-t",
+        "1",
+        "-d",
+        "400ms",
+        "--http2",
+        "--streams",
+        "4",
+        &url,
+    ]);
+    let r = run(&cfg, false).unwrap();
+    assert_counts_add_up(&r);
+    assert_eq!(r.summary.errors, 0, "{:?}", r.summary.errors_by_kind);
+    assert!(r.summary.requests_completed >= 10, "{:#?}", r.summary);
+    assert_eq!(r.summary.connections_opened, 1);
+    assert_eq!(server.accepts.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(r.config.streams, 4);
+}
