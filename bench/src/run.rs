@@ -381,6 +381,8 @@ fn run_cells(ctx: &Context, setup: &ServerSetup, started: Instant) -> Outcome {
             let cells = ctx.plan.cells_of(profile, repeat);
             let target = match Target::up(profile, setup, &ctx.budget) {
                 Ok(t) => t,
+                // A Ctrl-C in a terminal also reaches compose: not a failure.
+                Err(_) if ctx.interrupt.is_set() => break,
                 Err(e) => {
                     for key in cells {
                         done += 1;

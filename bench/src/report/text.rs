@@ -354,7 +354,8 @@ pub fn index_html(info: &RunInfo, summary: &RunSummary, charts: &[Chart]) -> Str
     for c in charts {
         let _ = writeln!(
             html,
-            "<h2>{t}</h2>\n<img src=\"{s}.svg\" alt=\"{t}\" width=\"1100\" height=\"560\">",
+            "<h2>{h}</h2>\n<img src=\"{s}.svg\" alt=\"{t}\" width=\"1100\" height=\"560\">",
+            h = esc(c.title.split(" (").next().unwrap_or(&c.title)),
             t = esc(&c.title),
             s = c.stem
         );
