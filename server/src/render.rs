@@ -205,7 +205,7 @@ fn index_body(site: &Site) -> String {
 
 fn post_body(post: &Post) -> String {
     format!(
-        "<article>\n<h1>{title}</h1>\n<p class=\"meta\"><time datetime=\"{iso}\">{human}</time>{tags}</p>\n{html}</article>\n",
+        "<article>\n<h1>{title}</h1>\n<div class=\"meta\"><time datetime=\"{iso}\">{human}</time>{tags}</div>\n{html}</article>\n",
         title = escape(&post.title),
         iso = post.date,
         human = human_date(post.date),
