@@ -298,6 +298,11 @@ impl Blog {
         status_kib(self.pid(), "VmRSS:")
     }
 
+    /// User plus system CPU time the server has used, in seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        cpu_seconds(self.pid())
+    }
+
     /// Samples RSS every 100 ms until the returned watch is finished.
     pub fn watch_memory(&self) -> MemoryWatch {
         MemoryWatch::start(self.pid())
@@ -388,6 +393,31 @@ pub fn status_kib(pid: u32, field: &str) -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// User plus system CPU time of `pid` in seconds (`/proc/PID/stat`
+/// fields 14 and 15), 0 when unreadable.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // The command name may hold spaces; fields count from after its ')'.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as f64;
+    // utime and stime are fields 14 and 15, the 12th and 13th after ')'.
+    (ticks(11) + ticks(12)) as f64 / per_second
 }
 
 /// A thread sampling a process's RSS every 100 ms.

@@ -94,7 +94,12 @@ where
     let memory = blog.watch_memory();
     let probe = probe::spawn(&blog, &ProbeSpec::steady(window));
     std::thread::sleep(Duration::from_millis(300));
+    let (cpu_before, started) = (blog.cpu_seconds(), std::time::Instant::now());
     let tally = runtime()?.block_on(attack(dialer));
+    let (cpu, wall) = (
+        blog.cpu_seconds() - cpu_before,
+        started.elapsed().as_secs_f64(),
+    );
     let probe = probe::join(probe)?;
     let memory = memory.finish();
 
@@ -106,6 +111,14 @@ where
         "every hostile connection is refused or closed cleanly",
         tally.clean == tally.total && tally.total > 0,
         format!("{} of {} clean", tally.clean, tally.total),
+    );
+    out.figure(
+        "server CPU during the attack",
+        (cpu / wall.max(0.001) * 100.0).round() / 100.0,
+        "cores",
+        format!(
+            "(utime + stime from /proc/PID/stat) / wall time, {cpu:.2} s of CPU over {wall:.2} s; the machine has 2 cores shared with the attacker and the client"
+        ),
     );
     for (name, value, unit, how) in tally.figures {
         out.figure(&name, value, &unit, how);

@@ -21,7 +21,8 @@ struct Cli {
     /// Where RELIABILITY.md and reliability.json go.
     #[arg(long, default_value = "results/reliability")]
     out: PathBuf,
-    /// Run only the scenarios whose name contains this (repeatable).
+    /// Run only the scenarios whose name contains this (repeatable); their
+    /// outcomes replace the same scenarios' in an existing report.
     #[arg(long, value_name = "NAME")]
     only: Vec<String>,
     /// Skip the scenarios that need Docker.
@@ -70,11 +71,25 @@ fn run() -> anyhow::Result<ExitCode> {
         eprint!("{outcome}");
         outcomes.push(outcome);
     }
-    let report = RunReport {
-        scale: scale.name.to_string(),
-        started_at,
-        machine: machine(),
-        outcomes,
+    // A partial run (--only) updates the saved report in place.
+    let previous = (!cli.only.is_empty())
+        .then(|| RunReport::read(&cli.out).ok())
+        .flatten();
+    let report = match previous {
+        Some(mut report) => {
+            report.started_at = format!("{}, rerun in part {started_at}", report.started_at);
+            if report.scale != scale.name {
+                report.scale = format!("{}+{}", report.scale, scale.name);
+            }
+            report.replace(outcomes);
+            report
+        }
+        None => RunReport {
+            scale: scale.name.to_string(),
+            started_at,
+            machine: machine(),
+            outcomes,
+        },
     };
     report.write(&cli.out)?;
     eprintln!("wrote {}", cli.out.join("RELIABILITY.md").display());
@@ -85,9 +100,15 @@ fn run() -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Kernel release and cores, for the report's header.
+/// Kernel release, cores and load, for the report's header.
 fn machine() -> String {
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("Linux {}, {cores} cores", kernel.trim())
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    format!(
+        "Linux {}, {cores} cores, load average {} at the start (1, 5, 15 min; the machine is shared)",
+        kernel.trim(),
+        load.join(" ")
+    )
 }

@@ -5,12 +5,12 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::probe::ProbeStats;
 
 /// One behaviour a scenario asserts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Check {
     /// What must hold, in a sentence.
     pub what: String,
@@ -21,7 +21,7 @@ pub struct Check {
 }
 
 /// One measured number.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Figure {
     /// What it is.
     pub name: String,
@@ -35,7 +35,7 @@ pub struct Figure {
 
 /// The server's resident memory around a scenario, from
 /// `/proc/PID/status` (`VmRSS` sampled every 100 ms, `VmHWM` at the end).
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Memory {
     /// RSS before the scenario, KiB.
     pub before_kib: u64,
@@ -46,7 +46,7 @@ pub struct Memory {
 }
 
 /// The result of one scenario.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Outcome {
     /// Its name, e.g. `slowloris`.
     pub scenario: String,

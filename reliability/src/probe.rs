@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use clap::Parser as _;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::blog::Blog;
 use crate::ScenarioError;
@@ -41,7 +41,7 @@ impl ProbeSpec {
 }
 
 /// The well-behaved client's results for one scenario.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ProbeStats {
     /// Requests due (open loop schedule).
     pub sent: u64,

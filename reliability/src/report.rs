@@ -6,17 +6,17 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::outcome::{mib, Outcome};
 use crate::ScenarioError;
 
 /// Everything a run saves.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct RunReport {
-    /// `full` or `quick`.
+    /// `full` or `quick` (`full+quick` when a partial rerun mixed them).
     pub scale: String,
-    /// When it ran, RFC 3339 UTC.
+    /// When it ran, RFC 3339 UTC (and when scenarios were rerun).
     pub started_at: String,
     /// The machine: kernel and cores.
     pub machine: String,
@@ -139,6 +139,32 @@ impl RunReport {
             }
         }
         md
+    }
+
+    /// Reads the `reliability.json` a previous run wrote into `dir`.
+    pub fn read(dir: &Path) -> Result<RunReport, ScenarioError> {
+        let path = dir.join("reliability.json");
+        let bytes = std::fs::read(&path)
+            .map_err(ScenarioError::io(format!("reading {}", path.display())))?;
+        serde_json::from_slice(&bytes).map_err(|e| ScenarioError::Io {
+            what: format!("parsing {}", path.display()),
+            source: std::io::Error::other(e),
+        })
+    }
+
+    /// Puts `fresh` outcomes in place of the same scenarios' old ones,
+    /// keeping the others (a partial rerun with `--only`).
+    pub fn replace(&mut self, fresh: Vec<Outcome>) {
+        for outcome in fresh {
+            match self
+                .outcomes
+                .iter_mut()
+                .find(|o| o.scenario == outcome.scenario)
+            {
+                Some(old) => *old = outcome,
+                None => self.outcomes.push(outcome),
+            }
+        }
     }
 
     /// Writes `RELIABILITY.md` and `reliability.json` into `dir`.
