@@ -38,10 +38,17 @@ fn docker_err(e: impl std::fmt::Display) -> ScenarioError {
     ScenarioError::Docker(e.to_string())
 }
 
-/// Builds the image if needed and brings up the host profile with a
-/// certbot-shaped directory granted to gid 2200.
-fn up(mem_limit: Option<&str>) -> Result<Container, ScenarioError> {
+/// Builds the image if needed (before the machine-wide lock, so a slow
+/// rebuild does not hold Docker from others), then takes the lock.
+fn image_then_lock() -> Result<(String, testbed::lock::LockGuard), ScenarioError> {
     let image = testbed::image::ensure_image().map_err(docker_err)?;
+    let lock = testbed::lock::exclusive().map_err(docker_err)?;
+    Ok((image, lock))
+}
+
+/// Brings up the host profile of `image` with a certbot-shaped directory
+/// granted to gid 2200.
+fn up(image: String, mem_limit: Option<&str>) -> Result<Container, ScenarioError> {
     let dir = tempfile::Builder::new()
         .prefix("hopless-reliability-")
         .tempdir()
@@ -99,8 +106,8 @@ fn inspect(c: &Container, format: &str) -> String {
 /// must bring it back; the downtime is measured from the kill to the
 /// first 200 from `/healthz`.
 pub fn sigkill_restart(scale: &Scale) -> Result<Outcome, ScenarioError> {
-    let _lock = testbed::lock::exclusive().map_err(docker_err)?;
-    let c = up(None)?;
+    let (image, _lock) = image_then_lock()?;
+    let c = up(image, None)?;
     let addr = SocketAddr::from(([127, 0, 0, 1], HTTP_PORT));
     let mut downtimes = Vec::new();
     let mut out = Outcome::new(
@@ -226,9 +233,9 @@ async fn hold_connections(dialer: Dialer, n: u32) -> (Vec<Box<dyn crate::wire::I
 /// `mem_limit: 64m` and `scale.memory_connections` keep-alive connections
 /// held open while the well-behaved client runs: no OOM kill, no restart.
 pub fn memory_limit(scale: &Scale) -> Result<Outcome, ScenarioError> {
-    let _lock = testbed::lock::exclusive().map_err(docker_err)?;
+    let (image, _lock) = image_then_lock()?;
     crate::hostile::raise_fd_limit();
-    let c = up(Some("64m"))?;
+    let c = up(image, Some("64m"))?;
     let pid = c.deployment.server_pid().map_err(docker_err)?;
     let cgroup = memory_cgroup(pid);
     let limit = cgroup
