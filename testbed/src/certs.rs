@@ -77,7 +77,9 @@ impl CertbotDir {
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.not_before = OffsetDateTime::now_utc() - Duration::days(1);
         params.not_after = OffsetDateTime::now_utc() + Duration::days(3650);
-        let ca_cert = params.self_signed(&ca_key).map_err(|e| gen_err("test CA", e))?;
+        let ca_cert = params
+            .self_signed(&ca_key)
+            .map_err(|e| gen_err("test CA", e))?;
 
         let mut dir = CertbotDir {
             root: root.to_path_buf(),
@@ -96,7 +98,10 @@ impl CertbotDir {
         mkdir(&dir.archive_dir())?;
         write(
             &root.join("renewal").join(format!("{domain}.conf")),
-            format!("# made by hopless testbed\narchive_dir = {}\n", dir.archive_dir().display()),
+            format!(
+                "# made by hopless testbed\narchive_dir = {}\n",
+                dir.archive_dir().display()
+            ),
             0o644,
         )?;
         dir.renew()?;
@@ -141,7 +146,8 @@ impl CertbotDir {
         for p in &paths {
             set_mode(p, 0o750)?;
         }
-        let entries = fs::read_dir(self.archive_dir()).map_err(|e| io_err(&self.archive_dir(), e))?;
+        let entries =
+            fs::read_dir(self.archive_dir()).map_err(|e| io_err(&self.archive_dir(), e))?;
         for entry in entries {
             let path = entry.map_err(|e| io_err(&self.archive_dir(), e))?.path();
             if file_name(&path).starts_with("privkey") {
@@ -193,7 +199,10 @@ impl CertbotDir {
 
     /// The serial number of the certificate the `live/` links point at now.
     pub fn serial(&self) -> u64 {
-        *self.serials.last().expect("create issues a first certificate")
+        *self
+            .serials
+            .last()
+            .expect("create issues a first certificate")
     }
 
     /// The CA certificate in PEM, for clients to trust.
@@ -213,7 +222,10 @@ impl CertbotDir {
         dn.push(DnType::CommonName, self.domain.clone());
         params.distinguished_name = dn;
         let dns = |n: &str| {
-            n.to_string().try_into().map(SanType::DnsName).map_err(|e| gen_err(n, e))
+            n.to_string()
+                .try_into()
+                .map(SanType::DnsName)
+                .map_err(|e| gen_err(n, e))
         };
         params.subject_alt_names = vec![
             dns(&self.domain)?,
@@ -234,9 +246,17 @@ impl CertbotDir {
         let archive = self.archive_dir();
         let previous_key = archive.join(format!("privkey{}.pem", self.version));
         let chain = self.ca_pem();
-        write(&archive.join(format!("cert{n}.pem")), cert_pem.to_string(), 0o644)?;
+        write(
+            &archive.join(format!("cert{n}.pem")),
+            cert_pem.to_string(),
+            0o644,
+        )?;
         write(&archive.join(format!("chain{n}.pem")), chain.clone(), 0o644)?;
-        write(&archive.join(format!("fullchain{n}.pem")), format!("{cert_pem}{chain}"), 0o644)?;
+        write(
+            &archive.join(format!("fullchain{n}.pem")),
+            format!("{cert_pem}{chain}"),
+            0o644,
+        )?;
         let new_key = archive.join(format!("privkey{n}.pem"));
         write(&new_key, key_pem.to_string(), 0o600)?;
         if let Ok(meta) = fs::metadata(&previous_key) {
@@ -271,7 +291,9 @@ fn next_serial(previous: &[u64]) -> u64 {
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn mkdir(path: &Path) -> Result<(), CertsError> {
@@ -288,11 +310,17 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), CertsError> {
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> CertsError {
-    CertsError::Io { path: path.to_path_buf(), source }
+    CertsError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn gen_err(name: &str, source: rcgen::Error) -> CertsError {
-    CertsError::Generate { name: name.to_string(), source }
+    CertsError::Generate {
+        name: name.to_string(),
+        source,
+    }
 }
 
 #[cfg(test)]
@@ -310,7 +338,10 @@ mod tests {
         assert_ne!(dir.serial(), first);
         let link = fs::read_link(dir.fullchain_path()).unwrap();
         assert_eq!(link, Path::new("../../archive/blog.test/fullchain2.pem"));
-        let mode = fs::metadata(dir.root().join("live")).unwrap().permissions().mode();
+        let mode = fs::metadata(dir.root().join("live"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o700);
     }
 }

@@ -39,7 +39,10 @@ pub fn exclusive() -> Result<LockGuard, LockError> {
 
 /// Waits for and takes the lock at `path` (blocking).
 pub fn exclusive_at(path: &Path) -> Result<LockGuard, LockError> {
-    let err = |reason: String| LockError { path: path.to_path_buf(), reason };
+    let err = |reason: String| LockError {
+        path: path.to_path_buf(),
+        reason,
+    };
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -47,5 +50,8 @@ pub fn exclusive_at(path: &Path) -> Result<LockGuard, LockError> {
         .open(path)
         .map_err(|e| err(e.to_string()))?;
     let flock = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| err(e.to_string()))?;
-    Ok(LockGuard { _flock: flock, path: path.to_path_buf() })
+    Ok(LockGuard {
+        _flock: flock,
+        path: path.to_path_buf(),
+    })
 }

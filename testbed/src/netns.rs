@@ -52,9 +52,19 @@ impl ClientNamespace {
         let name = ns.name();
         let (host, client) = (ns.host_veth(), ns.client_veth());
         ip(&["netns", "add", &name])?;
-        ip(&["link", "add", &host, "type", "veth", "peer", "name", &client, "netns", &name])?;
+        ip(&[
+            "link", "add", &host, "type", "veth", "peer", "name", &client, "netns", &name,
+        ])?;
         ip(&["addr", "add", &format!("{}/24", ns.host_v4()), "dev", &host])?;
-        ip(&["-6", "addr", "add", &format!("{}/64", ns.host_v6()), "dev", &host, "nodad"])?;
+        ip(&[
+            "-6",
+            "addr",
+            "add",
+            &format!("{}/64", ns.host_v6()),
+            "dev",
+            &host,
+            "nodad",
+        ])?;
         ip(&["link", "set", &host, "up"])?;
         let inside = |args: &[&str]| {
             let mut full = vec!["netns", "exec", &name, "ip"];
@@ -62,11 +72,32 @@ impl ClientNamespace {
             ip(&full)
         };
         inside(&["link", "set", "lo", "up"])?;
-        inside(&["addr", "add", &format!("{}/24", ns.client_v4()), "dev", &client])?;
-        inside(&["-6", "addr", "add", &format!("{}/64", ns.client_v6()), "dev", &client, "nodad"])?;
+        inside(&[
+            "addr",
+            "add",
+            &format!("{}/24", ns.client_v4()),
+            "dev",
+            &client,
+        ])?;
+        inside(&[
+            "-6",
+            "addr",
+            "add",
+            &format!("{}/64", ns.client_v6()),
+            "dev",
+            &client,
+            "nodad",
+        ])?;
         inside(&["link", "set", &client, "up"])?;
         inside(&["route", "add", "default", "via", &ns.host_v4().to_string()])?;
-        inside(&["-6", "route", "add", "default", "via", &ns.host_v6().to_string()])?;
+        inside(&[
+            "-6",
+            "route",
+            "add",
+            "default",
+            "via",
+            &ns.host_v6().to_string(),
+        ])?;
         Ok(ns)
     }
 
@@ -122,8 +153,12 @@ impl ClientNamespace {
     }
 
     fn remove(&self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name()]).output();
-        let _ = Command::new("ip").args(["link", "del", &self.host_veth()]).output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name()])
+            .output();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_veth()])
+            .output();
     }
 }
 
@@ -166,7 +201,10 @@ fn ip(args: &[&str]) -> Result<Output, NetnsError> {
     let out = Command::new("ip")
         .args(args)
         .output()
-        .map_err(|source| NetnsError::Spawn { command: command.clone(), source })?;
+        .map_err(|source| NetnsError::Spawn {
+            command: command.clone(),
+            source,
+        })?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
         return Err(NetnsError::Failed { command, stderr });
@@ -183,8 +221,16 @@ mod tests {
         let _lock = crate::lock::exclusive().unwrap();
         let ns = ClientNamespace::create(250).unwrap();
         for addr in [ns.host_v4().to_string(), ns.host_v6().to_string()] {
-            let out = ns.command("ping").args(["-c", "1", "-W", "2", &addr]).output().unwrap();
-            assert!(out.status.success(), "ping {addr}: {}", String::from_utf8_lossy(&out.stdout));
+            let out = ns
+                .command("ping")
+                .args(["-c", "1", "-W", "2", &addr])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "ping {addr}: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
         }
         let name = ns.name();
         drop(ns);
