@@ -17,8 +17,10 @@ fn bench() -> Command {
 
 /// Every hopless-owned thing a run could leave: containers of the compose
 /// project, client namespaces, hl- links (their qdiscs go with them),
-/// cgroups and the bench's temp dirs.
+/// cgroups and the bench's temp dirs. Holds the machine-wide lock while it
+/// looks, so another test's deployment is not taken for a leftover.
 fn leftovers() -> Vec<String> {
+    let _lock = testbed::lock::exclusive().unwrap();
     let mut found = Vec::new();
     let ps = Command::new("docker")
         .args([
