@@ -95,6 +95,8 @@ impl GeneratorKind {
                     "--no-tui",
                     "--output-format",
                     "json",
+                    "--worker-threads",
+                    "1",
                     "-c",
                     &c,
                     "-z",

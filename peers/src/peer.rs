@@ -162,15 +162,16 @@ impl RunningPeer {
                 // One static-web-server process serves either plain HTTP or
                 // TLS; two processes share the one budget, and only one is
                 // loaded at a time.
-                let http = sws_args(setup, ports.http, false);
-                peer.spawn(Role::HttpOnly, &tools.sws, &http, &dir.join("sws-http.log"))?;
-                let https = sws_args(setup, ports.https, true);
-                peer.spawn(
-                    Role::HttpsOnly,
-                    &tools.sws,
-                    &https,
-                    &dir.join("sws-https.log"),
-                )?;
+                for (role, port, tls, name) in [
+                    (Role::HttpOnly, ports.http, false, "sws-http"),
+                    (Role::HttpsOnly, ports.https, true, "sws-https"),
+                ] {
+                    let conf = dir.join(format!("{name}.toml"));
+                    let text = sws_config(setup, port, tls);
+                    fs::write(&conf, text).map_err(|e| PeersError::io("write", &conf, e))?;
+                    let args = vec!["--config-file".to_string(), conf.display().to_string()];
+                    peer.spawn(role, &tools.sws, &args, &dir.join(format!("{name}.log")))?;
+                }
             }
         }
         peer.wait_ready()?;
@@ -473,44 +474,32 @@ pub fn nginx_conf(setup: &PeerSetup, ports: &Ports, dir: &Path) -> String {
     )
 }
 
-/// static-web-server on one port: one worker thread, its in-memory file
-/// cache on, compression off (the generators ask for identity anyway),
-/// TLS with HTTP/2 and the test certificate when `tls`.
-fn sws_args(setup: &PeerSetup, port: u16, tls: bool) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port.to_string(),
-        "--root",
-        &setup.site_root.display().to_string(),
-        "--threads-multiplier",
-        "1",
-        "--log-level",
-        "error",
-        "--compression",
-        "false",
-        "--page404",
-        &setup.site_root.join("404.html").display().to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+/// static-web-server's configuration file for one port: one worker thread
+/// (`threads-multiplier` 1 in a one-core cpuset), its in-memory file cache
+/// on, compression off (the generators ask for identity anyway), TLS with
+/// the test certificate when `tls` (static-web-server enables TLS only
+/// together with HTTP/2; ALPN still offers HTTP/1.1).
+pub fn sws_config(setup: &PeerSetup, port: u16, tls: bool) -> String {
+    let mut toml = format!(
+        "[general]\n\
+         host = \"127.0.0.1\"\n\
+         port = {port}\n\
+         root = \"{root}\"\n\
+         threads-multiplier = 1\n\
+         log-level = \"error\"\n\
+         compression = false\n\
+         page404 = \"{root}/404.html\"\n",
+        root = setup.site_root.display(),
+    );
     if tls {
-        args.extend(
-            [
-                "--http2",
-                "true",
-                "--http2-tls-cert",
-                &setup.fullchain.display().to_string(),
-                "--http2-tls-key",
-                &setup.privkey.display().to_string(),
-            ]
-            .iter()
-            .map(|s| s.to_string()),
-        );
+        toml.push_str(&format!(
+            "http2 = true\nhttp2-tls-cert = \"{}\"\nhttp2-tls-key = \"{}\"\n",
+            setup.fullchain.display(),
+            setup.privkey.display()
+        ));
     }
-    args
+    toml.push_str("\n[advanced.memory-cache]\ncapacity = 256\nttl = 86400\ntti = 86400\n");
+    toml
 }
 
 /// `requests` from nginx's stub_status page.

@@ -521,6 +521,8 @@ fn latency_run(
                 "--no-tui",
                 "--output-format",
                 "json",
+                "--worker-threads",
+                "1",
                 "--latency-correction",
                 "-c",
                 &c,

@@ -18,8 +18,13 @@ const APT_TOOLS: [(&str, &str); 3] = [
     ("h2load", "nghttp2-client"),
 ];
 
-/// crates.io packages: (program, crate).
-const CARGO_TOOLS: [(&str, &str); 2] = [("oha", "oha"), ("static-web-server", "static-web-server")];
+/// crates.io packages: (program, crate, features). static-web-server's
+/// in-memory file cache is behind its `experimental` feature, which also
+/// needs `RUSTFLAGS="--cfg tokio_unstable"` (its runtime metrics).
+const CARGO_TOOLS: [(&str, &str, &[&str]); 2] = [
+    ("oha", "oha", &[]),
+    ("static-web-server", "static-web-server", &["experimental"]),
+];
 
 /// Every program a peers run uses, found or installed, with versions.
 #[derive(Debug, Clone, Serialize)]
@@ -71,25 +76,29 @@ pub fn prepare(tools_dir: &Path, workspace: &Path) -> Result<Tools, PeersError> 
         })
     };
 
-    let mut cargo_path = |program: &str, krate: &str| -> Result<PathBuf, PeersError> {
-        let cached = tools_dir.join("bin").join(program);
-        if cached.is_file() {
-            return Ok(cached);
-        }
-        if let Some(found) = find_program(program) {
-            return Ok(found);
-        }
-        let started = Instant::now();
-        cargo_install(krate, tools_dir)?;
-        notes.push(format!(
-            "cargo install {krate} into {} took {:.0} s",
-            tools_dir.display(),
-            started.elapsed().as_secs_f64()
-        ));
-        Ok(cached)
-    };
-    let oha = cargo_path(CARGO_TOOLS[0].0, CARGO_TOOLS[0].1)?;
-    let sws = cargo_path(CARGO_TOOLS[1].0, CARGO_TOOLS[1].1)?;
+    let mut cargo_path =
+        |program: &str, krate: &str, features: &[&str]| -> Result<PathBuf, PeersError> {
+            let cached = tools_dir.join("bin").join(program);
+            if cached.is_file() && installed_with(tools_dir, krate, features) {
+                return Ok(cached);
+            }
+            if features.is_empty() {
+                if let Some(found) = find_program(program) {
+                    return Ok(found);
+                }
+            }
+            let started = Instant::now();
+            cargo_install(krate, features, tools_dir)?;
+            notes.push(format!(
+                "cargo install {krate} into {} took {:.0} s",
+                tools_dir.display(),
+                started.elapsed().as_secs_f64()
+            ));
+            Ok(cached)
+        };
+    let [(oha, oha_crate, oha_features), (sws, sws_crate, sws_features)] = CARGO_TOOLS;
+    let oha = cargo_path(oha, oha_crate, oha_features)?;
+    let sws = cargo_path(sws, sws_crate, sws_features)?;
 
     let started = Instant::now();
     let (blog, loadgen) = build_own(workspace)?;
@@ -150,11 +159,44 @@ fn apt_install(packages: &[&str]) -> Result<(), PeersError> {
     Ok(())
 }
 
-fn cargo_install(krate: &str, root: &Path) -> Result<(), PeersError> {
+/// Whether cargo's install record under `root` lists `krate` with every
+/// one of `features`.
+fn installed_with(root: &Path, krate: &str, features: &[&str]) -> bool {
+    let Ok(text) = std::fs::read_to_string(root.join(".crates2.json")) else {
+        return features.is_empty();
+    };
+    let Ok(record) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return false;
+    };
+    let Some(installs) = record.get("installs").and_then(|i| i.as_object()) else {
+        return false;
+    };
+    installs.iter().any(|(key, entry)| {
+        key.starts_with(&format!("{krate} "))
+            && features.iter().all(|f| {
+                entry["features"]
+                    .as_array()
+                    .is_some_and(|list| list.iter().any(|x| x == f))
+            })
+    })
+}
+
+fn cargo_install(krate: &str, features: &[&str], root: &Path) -> Result<(), PeersError> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(&cargo)
-        .args(["install", "--locked", "--root"])
-        .arg(root)
+    let mut command = Command::new(&cargo);
+    command
+        .args(["install", "--locked", "--force", "--root"])
+        .arg(root);
+    if !features.is_empty() {
+        command.arg("--features").arg(features.join(","));
+    }
+    let rustflags = if features.contains(&"experimental") {
+        command.env("RUSTFLAGS", "--cfg tokio_unstable");
+        "RUSTFLAGS='--cfg tokio_unstable' "
+    } else {
+        ""
+    };
+    let out = command
         .arg(krate)
         .output()
         .map_err(|e| PeersError::Install {
@@ -165,9 +207,11 @@ fn cargo_install(krate: &str, root: &Path) -> Result<(), PeersError> {
         return Err(PeersError::Install {
             tool: krate.to_string(),
             detail: format!(
-                "`cargo install --locked --root {} {krate}` failed ({}): {}; check that \
-                 crates.io is reachable, or install it yourself and put it on PATH",
+                "`{rustflags}cargo install --locked --force --root {} --features '{}' \
+                 {krate}` failed ({}): {}; check that crates.io is reachable, or run that \
+                 command yourself",
                 root.display(),
+                features.join(","),
                 out.status,
                 tail(&String::from_utf8_lossy(&out.stderr), 8)
             ),
