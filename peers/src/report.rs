@@ -215,13 +215,17 @@ impl Results {
              nginx (`stub_status` read before and after each run, the status read taken out), \
              not by the generator; CPU is the generator's user + system time (getrusage of \
              the reaped child) over those requests; the rate is nginx's count over the \
-             generator's wall time, start-up included. The latency part runs loadgen `-R` and \
+             generator's wall time, start-up included. The same runs are repeated against \
+             nginx under the servers' quota ({} core, cell `keepalive-http-capped`), where \
+             nginx rather than the generator is the bottleneck, to compare rates (the \
+             uncapped runs compare CPU per request). The latency part runs loadgen `-R` and \
              `oha --latency-correction -q` at {} requests/s over {} connections against the \
              same nginx and compares their p50/p99.\n",
             crate::run::SERVER_CORE,
             crate::run::GENERATOR_CORE,
             o.connections,
             o.duration_s,
+            o.server_cpus,
             o.latency_rate,
             o.fixed_rate_connections,
         );
@@ -445,48 +449,55 @@ fn server_figures(samples: &[ServerSample], options: &Options) -> Vec<Figure> {
 
 fn generator_figures(m: &Measurements) -> Vec<Figure> {
     let mut figures = Vec::new();
-    for kind in GeneratorKind::ALL {
-        let of: Vec<_> = m
-            .generators
-            .iter()
-            .filter(|s| s.generator == kind)
-            .collect();
-        let metrics: [(&str, &str, &str, Vec<f64>); 4] = [
-            (
-                "cpu per request",
-                "µs",
-                "generator user+system CPU / requests counted by nginx",
-                of.iter().map(|s| s.cpu_us_per_request).collect(),
-            ),
-            (
-                "rate",
-                "requests/s",
-                "requests counted by nginx / generator wall time",
-                of.iter().map(|s| s.server_rate_rps).collect(),
-            ),
-            (
-                "generator CPU",
-                "cores",
-                "getrusage user+system / wall",
-                of.iter().map(|s| s.generator_cpu_cores).collect(),
-            ),
-            (
-                "nginx CPU",
-                "cores",
-                "cgroup cpuacct / generator wall time",
-                of.iter().map(|s| s.server_cpu_cores).collect(),
-            ),
-        ];
-        for (metric, unit, how, values) in metrics {
-            if let Some(spread) = Spread::of(&values) {
-                figures.push(Figure {
-                    subject: kind.name().into(),
-                    cell: "keepalive-http".into(),
-                    metric: metric.into(),
-                    unit: unit.into(),
-                    how: how.into(),
-                    spread,
-                });
+    for capped in [false, true] {
+        let cell = if capped {
+            "keepalive-http-capped"
+        } else {
+            "keepalive-http"
+        };
+        for kind in GeneratorKind::ALL {
+            let of: Vec<_> = m
+                .generators
+                .iter()
+                .filter(|s| s.generator == kind && s.server_quota_cores.is_some() == capped)
+                .collect();
+            let metrics: [(&str, &str, &str, Vec<f64>); 4] = [
+                (
+                    "cpu per request",
+                    "µs",
+                    "generator user+system CPU / requests counted by nginx",
+                    of.iter().map(|s| s.cpu_us_per_request).collect(),
+                ),
+                (
+                    "rate",
+                    "requests/s",
+                    "requests counted by nginx / generator wall time",
+                    of.iter().map(|s| s.server_rate_rps).collect(),
+                ),
+                (
+                    "generator CPU",
+                    "cores",
+                    "getrusage user+system / wall",
+                    of.iter().map(|s| s.generator_cpu_cores).collect(),
+                ),
+                (
+                    "nginx CPU",
+                    "cores",
+                    "cgroup cpuacct / generator wall time",
+                    of.iter().map(|s| s.server_cpu_cores).collect(),
+                ),
+            ];
+            for (metric, unit, how, values) in metrics {
+                if let Some(spread) = Spread::of(&values) {
+                    figures.push(Figure {
+                        subject: kind.name().into(),
+                        cell: cell.into(),
+                        metric: metric.into(),
+                        unit: unit.into(),
+                        how: how.into(),
+                        spread,
+                    });
+                }
             }
         }
     }

@@ -176,6 +176,8 @@ pub struct GeneratorSample {
     pub generator_cpu_cores: f64,
     /// nginx CPU / wall, cores (1.0: nginx's core was full).
     pub server_cpu_cores: f64,
+    /// nginx's CPU quota in this run, cores (`None`: a whole core).
+    pub server_quota_cores: Option<f64>,
 }
 
 /// One fixed-rate run of the latency comparison.
@@ -435,45 +437,12 @@ fn compare_generators(
     let url = format!("http://127.0.0.1:{}{}", nginx.ports().http, options.page);
     let mut samples = Vec::new();
     let mut latency = Vec::new();
-
     for repeat in 0..options.repeats {
         for kind in GeneratorKind::ALL {
             stopped(stop)?;
-            let name = format!("gen-{}-{repeat}", kind.name());
-            let json = setup.work_dir.join(format!("{name}.json"));
-            let (program, args) =
-                kind.closed_loop(tools, &url, options.connections, options.duration_s, &json);
-            let (run, server_requests, server_cpu) = counted(&nginx, || {
-                run_pinned(
-                    &name,
-                    GENERATOR_CORE,
-                    &program,
-                    &args,
-                    limit(options),
-                    &setup.work_dir,
-                )
-            })?;
-            let cpu = run.user_s + run.system_s;
-            let sample = GeneratorSample {
-                generator: kind,
-                repeat,
-                server_requests,
-                wall_s: run.wall_s,
-                user_s: run.user_s,
-                system_s: run.system_s,
-                cpu_us_per_request: cpu * 1e6 / server_requests.max(1) as f64,
-                server_rate_rps: server_requests as f64 / run.wall_s,
-                generator_cpu_cores: cpu / run.wall_s,
-                server_cpu_cores: server_cpu / run.wall_s,
-            };
-            info!(
-                generator = kind.name(),
-                repeat,
-                cpu_us_per_request = format!("{:.2}", sample.cpu_us_per_request),
-                server_rate_rps = format!("{:.0}", sample.server_rate_rps),
-                "generator run done"
-            );
-            samples.push(sample);
+            samples.push(generator_run(
+                tools, options, setup, &nginx, kind, repeat, None,
+            )?);
         }
         for kind in [GeneratorKind::Loadgen, GeneratorKind::Oha] {
             stopped(stop)?;
@@ -482,7 +451,82 @@ fn compare_generators(
             )?);
         }
     }
+    drop(nginx);
+
+    // The same runs against nginx under the servers' quota, where nginx and
+    // not the generator is surely the bottleneck: the rates should agree.
+    info!(
+        cpus = options.server_cpus,
+        "starting the reference nginx under a CPU quota"
+    );
+    let capped = PeerSetup {
+        cpus: Some(options.server_cpus),
+        ..setup.clone()
+    };
+    let nginx = RunningPeer::start(PeerKind::Nginx, tools, &capped)?;
+    for repeat in 0..options.repeats {
+        for kind in GeneratorKind::ALL {
+            stopped(stop)?;
+            let quota = Some(options.server_cpus);
+            samples.push(generator_run(
+                tools, options, setup, &nginx, kind, repeat, quota,
+            )?);
+        }
+    }
     Ok((samples, latency))
+}
+
+/// One closed-loop keep-alive run of `kind` against `nginx`, measured by
+/// nginx's count and the generator's CPU time.
+fn generator_run(
+    tools: &Tools,
+    options: &Options,
+    setup: &PeerSetup,
+    nginx: &RunningPeer,
+    kind: GeneratorKind,
+    repeat: u32,
+    quota: Option<f64>,
+) -> Result<GeneratorSample, PeersError> {
+    let url = format!("http://127.0.0.1:{}{}", nginx.ports().http, options.page);
+    let capped = if quota.is_some() { "-capped" } else { "" };
+    let name = format!("gen-{}{capped}-{repeat}", kind.name());
+    let json = setup.work_dir.join(format!("{name}.json"));
+    let (program, args) =
+        kind.closed_loop(tools, &url, options.connections, options.duration_s, &json);
+    let (run, server_requests, server_cpu) = counted(nginx, || {
+        run_pinned(
+            &name,
+            GENERATOR_CORE,
+            &program,
+            &args,
+            limit(options),
+            &setup.work_dir,
+        )
+    })?;
+    let cpu = run.user_s + run.system_s;
+    let sample = GeneratorSample {
+        generator: kind,
+        repeat,
+        server_requests,
+        wall_s: run.wall_s,
+        user_s: run.user_s,
+        system_s: run.system_s,
+        cpu_us_per_request: cpu * 1e6 / server_requests.max(1) as f64,
+        server_rate_rps: server_requests as f64 / run.wall_s,
+        generator_cpu_cores: cpu / run.wall_s,
+        server_cpu_cores: server_cpu / run.wall_s,
+        server_quota_cores: quota,
+    };
+    info!(
+        generator = kind.name(),
+        repeat,
+        nginx_quota = ?quota,
+        cpu_us_per_request = format!("{:.2}", sample.cpu_us_per_request),
+        server_rate_rps = format!("{:.0}", sample.server_rate_rps),
+        server_cpu_cores = format!("{:.2}", sample.server_cpu_cores),
+        "generator run done"
+    );
+    Ok(sample)
 }
 
 /// Runs `load`, returning what it returned, the requests nginx counted
