@@ -121,9 +121,11 @@ pub struct HopEvidence {
 pub struct BandwidthCheck {
     /// The tc cap on the path, Mbit/s per direction.
     pub cap_mbit: f64,
-    /// Response bytes the client received per second, Mbit/s.
+    /// HTTP bytes the client received per second (without TCP/IP and TLS
+    /// framing), Mbit/s.
     pub achieved_mbit: f64,
-    /// `achieved_mbit` reached 85% of the cap or more.
+    /// `achieved_mbit` reached 75% of the cap or more (the framing makes up
+    /// most of the rest).
     pub bound: bool,
 }
 

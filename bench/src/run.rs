@@ -535,6 +535,7 @@ struct Snapshot {
     throttled_ns: Option<u64>,
     server_core_busy_s: f64,
     client_core_busy_s: f64,
+    client_softirq_s: f64,
 }
 
 fn snapshot(ctx: &Context, server_pid: u32, proxies: &[u32]) -> Snapshot {
@@ -552,6 +553,7 @@ fn snapshot(ctx: &Context, server_pid: u32, proxies: &[u32]) -> Snapshot {
         server_core_busy_s: procfs::cpu_busy_s(SERVER_CORE, ctx.ticks).unwrap_or(0.0),
         client_core_busy_s: procfs::cpu_busy_s(crate::loadrun::CLIENT_CORE, ctx.ticks)
             .unwrap_or(0.0),
+        client_softirq_s: procfs::softirq_s(crate::loadrun::CLIENT_CORE, ctx.ticks).unwrap_or(0.0),
     }
 }
 
@@ -670,7 +672,9 @@ fn measure(ctx: &Context, target: &Target, key: CellKey, rate: Option<f64>) -> C
     cpu.foreign_server_core_s =
         (server_core - cpu.server_s - cpu.docker_proxy_s - cpu.softirq_s).max(0.0);
     let client_core = after.client_core_busy_s - before.client_core_busy_s;
-    cpu.foreign_client_core_s = (client_core - cpu.loadgen_s).max(0.0);
+    // The client's own kernel network work runs as softirq on its core.
+    let client_softirq = after.client_softirq_s - before.client_softirq_s;
+    cpu.foreign_client_core_s = (client_core - cpu.loadgen_s - client_softirq).max(0.0);
     let dnat_packets = match (before.dnat, after.dnat) {
         (Some(b), Some(a)) => Some(a.saturating_sub(b)),
         _ => None,
@@ -710,6 +714,8 @@ fn measure(ctx: &Context, target: &Target, key: CellKey, rate: Option<f64>) -> C
             cpu.foreign_server_core_s
         ));
     }
+    // HTTP bytes only: TCP/IP and TLS framing add 5-15% on the wire, so a
+    // cap-bound cell shows about 75-90% of the cap here.
     let bandwidth = match (&ctx.cap, key.path.is_external()) {
         (Some(cap), true) => {
             let achieved = report.summary.bytes_received as f64 * 8.0
@@ -718,7 +724,7 @@ fn measure(ctx: &Context, target: &Target, key: CellKey, rate: Option<f64>) -> C
             Some(BandwidthCheck {
                 cap_mbit: cap.mbit,
                 achieved_mbit: achieved,
-                bound: achieved >= 0.85 * cap.mbit,
+                bound: achieved >= 0.75 * cap.mbit,
             })
         }
         _ => None,
