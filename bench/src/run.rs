@@ -401,8 +401,12 @@ fn run_cells(ctx: &Context, setup: &ServerSetup, started: Instant) -> Outcome {
                     LoadPoint::Max => None,
                     LoadPoint::Fraction { fraction } => {
                         let maxes = bare_max.get(&(key.path, key.workload));
-                        let this_repeat = maxes.and_then(|m| m.get(repeat as usize).copied());
-                        match this_repeat.or_else(|| maxes.and_then(|m| m.first().copied())) {
+                        // This repeat's bare maximum, else any measured one.
+                        let this_repeat = maxes
+                            .and_then(|m| m.get(repeat as usize).copied())
+                            .filter(|v| v.is_finite());
+                        let any = || maxes.and_then(|m| m.iter().copied().find(|v| v.is_finite()));
+                        match this_repeat.or_else(any) {
                             Some(max) => Some(max * fraction),
                             None => {
                                 let why = "no bare maximum measured for this path and workload to scale the offered rate from";
@@ -429,7 +433,6 @@ fn run_cells(ctx: &Context, setup: &ServerSetup, started: Instant) -> Outcome {
                     if let Some(t) = rec.throughput() {
                         entry[repeat as usize] = t;
                     }
-                    entry.retain(|_| true);
                 }
                 save(ctx, &rec, done, total, started);
             }
