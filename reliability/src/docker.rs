@@ -196,38 +196,50 @@ fn read_u64(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// Opens `n` keep-alive connections (half HTTPS), one GET answered on
-/// each, and returns them still open with how many got a 200.
-async fn hold_connections(dialer: Dialer, n: u32) -> (Vec<Box<dyn crate::wire::Io>>, u32) {
-    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(100));
-    let mut tasks = Vec::new();
-    for i in 0..n {
-        let (dialer, sem) = (dialer.clone(), sem.clone());
-        tasks.push(tokio::spawn(async move {
-            let _permit = sem.acquire_owned().await;
-            let transport = if i % 2 == 0 {
-                Transport::Http
-            } else {
-                Transport::Https
-            };
-            let mut io = dialer.connect(transport, false).await.ok()?;
-            io.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
-                .await
-                .ok()?;
-            let mut buf = [0u8; 512];
-            let got = tokio::time::timeout(Duration::from_secs(10), io.read(&mut buf)).await;
-            let ok = matches!(got, Ok(Ok(k)) if buf[..k].starts_with(b"HTTP/1.1 200"));
-            Some((io, ok))
-        }));
-    }
-    let (mut held, mut ok) = (Vec::new(), 0);
-    for t in tasks {
-        if let Ok(Some((io, good))) = t.await {
-            held.push(io);
-            ok += u32::from(good);
+/// Opens `n` keep-alive connections (half HTTPS) in steps of 250, one
+/// GET answered on each, watching the server process: returns them still
+/// open, how many got a 200, and how many were open when the server
+/// process died (an OOM kill), if it did.
+async fn hold_connections(
+    dialer: Dialer,
+    n: u32,
+    pid: u32,
+) -> (Vec<Box<dyn crate::wire::Io>>, u32, Option<u32>) {
+    let (mut held, mut ok) = (Vec::new(), 0u32);
+    let mut opened = 0;
+    while opened < n {
+        let step = 250.min(n - opened);
+        let mut tasks = Vec::new();
+        for i in opened..opened + step {
+            let dialer = dialer.clone();
+            tasks.push(tokio::spawn(async move {
+                let transport = if i % 2 == 0 {
+                    Transport::Http
+                } else {
+                    Transport::Https
+                };
+                let mut io = dialer.connect(transport, false).await.ok()?;
+                io.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                    .await
+                    .ok()?;
+                let mut buf = [0u8; 512];
+                let got = tokio::time::timeout(Duration::from_secs(10), io.read(&mut buf)).await;
+                let good = matches!(got, Ok(Ok(k)) if buf[..k].starts_with(b"HTTP/1.1 200"));
+                Some((io, good))
+            }));
+        }
+        for t in tasks {
+            if let Ok(Some((io, good))) = t.await {
+                held.push(io);
+                ok += u32::from(good);
+            }
+        }
+        opened += step;
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            return (held, ok, Some(opened));
         }
     }
-    (held, ok)
+    (held, ok, None)
 }
 
 /// `mem_limit: 64m` and `scale.memory_connections` keep-alive connections
@@ -248,13 +260,14 @@ pub fn memory_limit(scale: &Scale) -> Result<Outcome, ScenarioError> {
     let https = SocketAddr::from(([127, 0, 0, 1], HTTPS_PORT));
     let dialer = Dialer::to(http, https, &c.ca)?;
     let rt = crate::hostile::runtime()?;
-    let (held, answered) = rt.block_on(hold_connections(dialer, n));
+    let (held, answered, died_at) = rt.block_on(hold_connections(dialer, n, pid));
     let rss_held = crate::blog::status_kib(pid, "VmRSS:");
-    let url = format!("https://localhost:{HTTPS_PORT}/");
-    let stats = probe::run_url(&url, &c.ca, &ProbeSpec::steady(scale.load_window))?;
+    // Read before the probe: a restarted container starts a fresh cgroup.
     let peak = cgroup
         .as_ref()
         .map_or(0, |d| read_u64(&d.join("memory.max_usage_in_bytes")));
+    let url = format!("https://localhost:{HTTPS_PORT}/");
+    let stats = probe::run_url(&url, &c.ca, &ProbeSpec::steady(scale.load_window))?;
     drop(held);
 
     let oom = inspect(&c, "{{.State.OOMKilled}}");
@@ -274,6 +287,14 @@ pub fn memory_limit(scale: &Scale) -> Result<Outcome, ScenarioError> {
         answered == n,
         format!("{answered} of {n}"),
     );
+    if let Some(at) = died_at {
+        out.figure(
+            "server killed with this many connections open",
+            f64::from(at),
+            "connections",
+            "connections opened (in steps of 250) when /proc/PID of the server disappeared; docker inspect says whether it was the OOM killer",
+        );
+    }
     out.check(
         "no OOM kill and no restart",
         oom == "false" && restarts == "0",
@@ -288,19 +309,21 @@ pub fn memory_limit(scale: &Scale) -> Result<Outcome, ScenarioError> {
         "container memory peak",
         (peak as f64 / 1048576.0 * 10.0).round() / 10.0,
         "MiB",
-        "cgroup v1 memory.max_usage_in_bytes of the container (RSS + page cache + kernel memory charged)",
+        "cgroup v1 memory.max_usage_in_bytes of the container (RSS + page cache + kernel memory charged), read once the connections were open",
     );
     let per_conn = (rss_held.saturating_sub(rss_before)) as f64 / f64::from(n.max(1));
-    out.figure(
-        "server RSS per held connection",
-        (per_conn * 10.0).round() / 10.0,
-        "KiB",
-        format!(
-            "(VmRSS with {n} connections held - VmRSS before) / {n}; {} MiB -> {} MiB",
-            mib(rss_before),
-            mib(rss_held)
-        ),
-    );
+    if died_at.is_none() {
+        out.figure(
+            "server RSS per held connection",
+            (per_conn * 10.0).round() / 10.0,
+            "KiB",
+            format!(
+                "(VmRSS with {n} connections held - VmRSS before) / {n}; {} MiB -> {} MiB",
+                mib(rss_before),
+                mib(rss_held)
+            ),
+        );
+    }
     out.memory = Some(Memory {
         before_kib: rss_before,
         peak_kib: rss_held,

@@ -61,6 +61,9 @@ pub struct ProbeStats {
     pub rate: u32,
     /// Connections it used.
     pub connections: u32,
+    /// A new connection (and handshake) per request.
+    #[serde(default)]
+    pub new_connection: bool,
     /// The measured window, s.
     pub duration_s: f64,
     /// The generator fell behind its schedule (its own CPU limited it).
@@ -168,6 +171,7 @@ pub fn run_url(
         max_us: s.latency_corrected.max_us,
         rate: spec.rate,
         connections: spec.connections,
+        new_connection: spec.new_connection,
         duration_s: s.duration_s,
         fell_behind: report.fell_behind,
     })

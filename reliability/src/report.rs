@@ -71,6 +71,15 @@ impl RunReport {
         let _ = writeln!(md, "|---|---|---:|---|---:|---:|---:|---:|---|");
         for o in &self.outcomes {
             let (p99, ratio) = match (&o.probe, baseline) {
+                // A handshake per request is another workload than the
+                // keep-alive baseline: no ratio.
+                (Some(p), _) if p.new_connection => (
+                    format!(
+                        "{:.2} (new connection per request)",
+                        p.p99_us as f64 / 1000.0
+                    ),
+                    "-".into(),
+                ),
                 (Some(p), Some(b)) if b > 0 => (
                     format!("{:.2}", p.p99_us as f64 / 1000.0),
                     format!("{:.1}x", p.p99_us as f64 / b as f64),
