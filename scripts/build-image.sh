@@ -53,7 +53,8 @@ setcap cap_net_bind_service=+ep "$stage/usr/local/bin/blog"
 # whether anything changed.
 tarball="$out/rootfs.tar"
 tar --create --file "$tarball" --directory "$stage" --sort=name --mtime=@0 \
-  --owner=0 --group=0 --numeric-owner --xattrs --xattrs-include=security.capability .
+  --owner=0 --group=0 --numeric-owner --xattrs --xattrs-include=security.capability \
+  --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime .
 digest="$(sha256sum "$tarball" | cut -d' ' -f1)"
 if [ "$(cat "$out/rootfs.sha256" 2>/dev/null)" = "$digest" ] && [ -x "$rootfs/usr/local/bin/blog" ]; then
   rm -rf "$stage"
@@ -66,6 +67,7 @@ else
 fi
 
 current="$(docker image inspect --format '{{index .Config.Labels "hopless.rootfs"}}' "$tag" 2>/dev/null || true)"
+previous="$(docker image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)"
 if [ "$current" = "$digest" ]; then
   echo "image $tag is up to date (rootfs sha256 $digest)" >&2
 else
@@ -85,6 +87,8 @@ ENTRYPOINT ["/usr/local/bin/blog"]
 LABEL hopless.rootfs=$digest
 EOF
   docker rmi "$base" >/dev/null
+  # The image this one replaces, unless a container still uses it.
+  [ -z "$previous" ] || docker rmi "$previous" >/dev/null 2>&1 || true
   echo "built $tag (rootfs sha256 $digest, $(du -h "$tarball" | cut -f1) tar)" >&2
 fi
 echo "$tag"
