@@ -72,14 +72,10 @@ fn cert_fault(
         },
     );
     let metrics = blog.metrics_text()?;
-    let exposed = metrics_expose_reload_failure(&metrics);
-    out.count_as(
-        if exposed {
-            "reload failure exposed in metrics"
-        } else {
-            "reload failure NOT in metrics (no reload-failure metric)"
-        },
-        1,
+    out.check(
+        "the metrics expose the failing reload (blog_certificate_reload_failing 1)",
+        reload_failing(&metrics) == Some(true),
+        metrics_line(&metrics, "blog_certificate_reload"),
     );
     out.count_as(
         if line.is_some() {
@@ -96,6 +92,12 @@ fn cert_fault(
     let version = blog.certs().version();
     let reloaded = blog.wait_log_after(mark, "certificate reloaded", Duration::from_secs(5));
     let served_new = blog.served_certificate()? == blog.issued_certificate(version)?;
+    let metrics = blog.metrics_text()?;
+    out.check(
+        "after the good renewal the metrics say so (blog_certificate_reload_failing 0)",
+        reload_failing(&metrics) == Some(false),
+        metrics_line(&metrics, "blog_certificate_reload"),
+    );
     out.check(
         "once repaired, the next renewal is served",
         reloaded.is_some() && served_new,
@@ -108,12 +110,22 @@ fn cert_fault(
     Ok(out)
 }
 
-/// True when the metrics text carries a reload-failure or certificate
-/// error series.
-pub fn metrics_expose_reload_failure(text: &str) -> bool {
+/// The value of `blog_certificate_reload_failing` in a metrics text:
+/// `Some(true)` while the last reload failed, `None` when absent.
+pub fn reload_failing(text: &str) -> Option<bool> {
     text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .any(|l| l.contains("reload") || l.contains("certificate_error"))
+        .find_map(|l| l.strip_prefix("blog_certificate_reload_failing "))
+        .map(|v| v.trim() == "1")
+}
+
+/// The metric lines starting with `prefix`, joined, for messages.
+fn metrics_line(text: &str, prefix: &str) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with(prefix)).collect();
+    if lines.is_empty() {
+        format!("no {prefix}* series")
+    } else {
+        lines.join(", ")
+    }
 }
 
 /// The certificate directory is moved away, then put back.

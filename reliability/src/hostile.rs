@@ -266,6 +266,11 @@ pub fn malformed_shapes() -> Vec<Shape> {
             get_with("X-Fold: a\r\n b\r\n"),
         ),
         shape("non-token header name", get_with("X(y): 1\r\n")),
+        shape(
+            "HTTP/1.1 without Host",
+            "GET / HTTP/1.1\r\nConnection: close\r\n\r\n",
+        ),
+        shape("two Host headers", get_with("Host: other.example\r\n")),
         shape("binary garbage", wire::noise(2048, 7)),
         shape(
             "request line with bare LF and spaces",

@@ -46,11 +46,14 @@ fn graceful_stop_under_load_finishes_responses_and_exits_zero() {
 }
 
 #[test]
-fn metrics_check_sees_a_reload_failure_series() {
-    assert!(faults::metrics_expose_reload_failure(
-        "blog_certificate_reload_failures_total 1\n"
-    ));
-    assert!(!faults::metrics_expose_reload_failure(
-        "# HELP blog_certificate_reload_failures_total x\nblog_open_connections 1\n"
-    ));
+fn reload_failing_reads_the_gauge() {
+    assert_eq!(
+        faults::reload_failing("# HELP x\nblog_certificate_reload_failing 1\n"),
+        Some(true)
+    );
+    assert_eq!(
+        faults::reload_failing("blog_certificate_reload_failing 0\n"),
+        Some(false)
+    );
+    assert_eq!(faults::reload_failing("blog_open_connections 1\n"), None);
 }

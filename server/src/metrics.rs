@@ -1,5 +1,5 @@
 //! Prometheus text metrics: requests by status, bytes sent, open
-//! connections, TLS handshakes and certificate expiry, counted only when
+//! connections, TLS handshakes, certificate expiry and reloads, counted only when
 //! metrics are switched on, and the small listener that exposes them.
 
 use std::fmt::Write as _;
@@ -24,6 +24,9 @@ pub struct Metrics {
     handshakes: AtomicU64,
     handshake_failures: AtomicU64,
     cert_not_after: AtomicI64,
+    reloads_ok: AtomicU64,
+    reloads_failed: AtomicU64,
+    reload_failing: AtomicI64,
 }
 
 impl Default for Metrics {
@@ -35,6 +38,9 @@ impl Default for Metrics {
             handshakes: AtomicU64::new(0),
             handshake_failures: AtomicU64::new(0),
             cert_not_after: AtomicI64::new(0),
+            reloads_ok: AtomicU64::new(0),
+            reloads_failed: AtomicU64::new(0),
+            reload_failing: AtomicI64::new(0),
         }
     }
 }
@@ -66,6 +72,19 @@ impl Metrics {
             &self.handshake_failures
         };
         counter.fetch_add(1, Relaxed);
+    }
+
+    /// A certificate reload was tried; `ok` says whether its pair is now
+    /// served. A failure stays visible (`blog_certificate_reload_failing
+    /// 1`) until a reload succeeds.
+    pub fn reload(&self, ok: bool) {
+        let counter = if ok {
+            &self.reloads_ok
+        } else {
+            &self.reloads_failed
+        };
+        counter.fetch_add(1, Relaxed);
+        self.reload_failing.store(i64::from(!ok), Relaxed);
     }
 
     /// The certificate now served expires at `not_after` (Unix seconds).
@@ -103,11 +122,21 @@ impl Metrics {
              blog_tls_handshakes_total{{result=\"failed\"}} {}\n\
              # HELP blog_certificate_expiry_seconds Seconds until the served certificate expires.\n\
              # TYPE blog_certificate_expiry_seconds gauge\n\
-             blog_certificate_expiry_seconds {expiry}\n",
+             blog_certificate_expiry_seconds {expiry}\n\
+             # HELP blog_certificate_reloads_total Certificate reloads (SIGHUP or changed files), by result.\n\
+             # TYPE blog_certificate_reloads_total counter\n\
+             blog_certificate_reloads_total{{result=\"ok\"}} {}\n\
+             blog_certificate_reloads_total{{result=\"failed\"}} {}\n\
+             # HELP blog_certificate_reload_failing 1 while the last reload failed and the previous certificate is still served.\n\
+             # TYPE blog_certificate_reload_failing gauge\n\
+             blog_certificate_reload_failing {}\n",
             self.bytes.load(Relaxed),
             self.open.load(Relaxed),
             self.handshakes.load(Relaxed),
             self.handshake_failures.load(Relaxed),
+            self.reloads_ok.load(Relaxed),
+            self.reloads_failed.load(Relaxed),
+            self.reload_failing.load(Relaxed),
         );
         out
     }
@@ -149,6 +178,26 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, mut stop: watch
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reload_failure_is_exposed_until_a_reload_succeeds() {
+        let m = Metrics::default();
+        assert!(m.render().contains("blog_certificate_reload_failing 0\n"));
+        m.reload(false);
+        let text = m.render();
+        assert!(
+            text.contains("blog_certificate_reload_failing 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("blog_certificate_reloads_total{result=\"failed\"} 1\n"));
+        m.reload(true);
+        let text = m.render();
+        assert!(
+            text.contains("blog_certificate_reload_failing 0\n"),
+            "{text}"
+        );
+        assert!(text.contains("blog_certificate_reloads_total{result=\"ok\"} 1\n"));
+    }
 
     #[test]
     fn render_lists_statuses_seen_and_gauges() {

@@ -7,13 +7,13 @@ use std::future::{ready, Ready};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::{Request, Response};
+use http::{header, HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Body as _;
 
 use crate::acme::{Acme, CHALLENGE_PREFIX};
 use crate::config::HttpRole;
 use crate::metrics::Metrics;
-use crate::response::{Body, Routes, HEALTHZ_PATH};
+use crate::response::{plain, Body, Routes, HEALTHZ_PATH};
 
 /// What every connection shares: the routes and the switches.
 #[derive(Debug)]
@@ -67,15 +67,13 @@ impl Handler {
     pub fn handle<B>(&self, req: &Request<B>) -> Response<Body> {
         let app = &*self.app;
         let (method, uri, headers) = (req.method(), req.uri(), req.headers());
-        let resp = match self.scheme {
-            Scheme::Https => app.routes.respond(method, uri, headers, true),
-            Scheme::Http => match uri.path().strip_prefix(CHALLENGE_PREFIX) {
-                Some(token) => app.acme.challenge(token),
-                None if app.http_role == HttpRole::Site || uri.path() == HEALTHZ_PATH => {
-                    app.routes.respond(method, uri, headers, false)
-                }
-                None => app.acme.redirect(uri, headers),
-            },
+        let resp = if !host_is_valid(req) {
+            plain(
+                StatusCode::BAD_REQUEST,
+                "an HTTP/1.1 request needs exactly one Host header\n",
+            )
+        } else {
+            self.route(method, uri, headers)
         };
 
         if app.metrics.is_some() || app.access_log {
@@ -99,6 +97,28 @@ impl Handler {
         }
         resp
     }
+
+    /// Chooses the response by listener and path.
+    fn route(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Response<Body> {
+        let app = &*self.app;
+        match self.scheme {
+            Scheme::Https => app.routes.respond(method, uri, headers, true),
+            Scheme::Http => match uri.path().strip_prefix(CHALLENGE_PREFIX) {
+                Some(token) => app.acme.challenge(token),
+                None if app.http_role == HttpRole::Site || uri.path() == HEALTHZ_PATH => {
+                    app.routes.respond(method, uri, headers, false)
+                }
+                None => app.acme.redirect(uri, headers),
+            },
+        }
+    }
+}
+
+/// RFC 9112 §3.2: an HTTP/1.1 request without a Host header, or with more
+/// than one, is answered 400. HTTP/2 carries `:authority` instead and
+/// HTTP/1.0 may omit it.
+fn host_is_valid<B>(req: &Request<B>) -> bool {
+    req.version() != Version::HTTP_11 || req.headers().get_all(header::HOST).iter().count() == 1
 }
 
 impl<B> hyper::service::Service<Request<B>> for Handler {
@@ -108,5 +128,47 @@ impl<B> hyper::service::Service<Request<B>> for Handler {
 
     fn call(&self, req: Request<B>) -> Self::Future {
         ready(Ok(self.handle(&req)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acme::Acme;
+
+    fn handler() -> Handler {
+        let app = App {
+            routes: Routes::from_pages(Vec::new()),
+            acme: Acme {
+                webroot: None,
+                domains: Vec::new(),
+                https_port: 443,
+            },
+            http_role: HttpRole::Site,
+            metrics: None,
+            access_log: false,
+        };
+        Handler::new(Arc::new(app), Scheme::Https, ([127, 0, 0, 1], 1).into())
+    }
+
+    fn status(hosts: &[&str], version: Version) -> StatusCode {
+        let mut req = Request::builder().uri("/healthz").version(version);
+        for host in hosts {
+            req = req.header(header::HOST, *host);
+        }
+        handler().handle(&req.body(()).unwrap()).status()
+    }
+
+    #[test]
+    fn http11_request_without_or_with_two_host_headers_is_400() {
+        // Found by the reliability scenarios: both were answered 200.
+        assert_eq!(status(&[], Version::HTTP_11), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            status(&["a", "b"], Version::HTTP_11),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(status(&["a"], Version::HTTP_11), StatusCode::OK);
+        assert_eq!(status(&[], Version::HTTP_10), StatusCode::OK);
+        assert_eq!(status(&[], Version::HTTP_2), StatusCode::OK);
     }
 }

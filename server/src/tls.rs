@@ -309,7 +309,15 @@ impl CertStore {
             // Remember what was tried, so a broken renewal is reported
             // once rather than on every tick.
             seen = fingerprint(&self.source);
-            match self.reload() {
+            let result = self.reload();
+            if let Some(m) = &self.metrics {
+                match &result {
+                    Ok(Some(_)) => m.reload(true),
+                    Err(_) => m.reload(false),
+                    Ok(None) => {}
+                }
+            }
+            match result {
                 Ok(Some(cert)) => tracing::info!("certificate reloaded ({why}): {cert}"),
                 Ok(None) => tracing::info!("{why}: self-signed certificate, nothing to reload"),
                 Err(e) => tracing::error!(
