@@ -342,7 +342,7 @@ fn figure_table(md: &mut String, figures: &[Figure], what: &str) {
 
 /// A number with as many decimals as its size needs.
 fn num(x: f64) -> String {
-    if x.abs() >= 100.0 {
+    if x.abs() >= 100.0 || x.fract() == 0.0 {
         format!("{x:.0}")
     } else if x.abs() >= 1.0 {
         format!("{x:.2}")
