@@ -253,7 +253,7 @@ fn majority(items: &[String]) -> String {
     let mut best: Option<(&String, usize)> = None;
     for item in items {
         let n = items.iter().filter(|i| *i == item).count();
-        if best.map_or(true, |(_, m)| n > m) {
+        if best.is_none_or(|(_, m)| n > m) {
             best = Some((item, n));
         }
     }

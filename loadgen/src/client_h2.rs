@@ -69,7 +69,7 @@ impl H2Client {
             bytes_received: 0,
         };
         let mut guard = self.shared.lock().await;
-        if guard.as_ref().map_or(true, |s| s.is_closed()) {
+        if guard.as_ref().is_none_or(|s| s.is_closed()) {
             let c = connector.connect().await.map_err(connecting)?;
             if measured {
                 rec.borrow_mut().record_connect(c.connect, c.tls);

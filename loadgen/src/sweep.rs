@@ -46,7 +46,7 @@ pub fn sweep(config: &Config, mut on_step: impl FnMut(&SweepStep)) -> Result<Rep
         };
         on_step(&row);
         steps.push(row);
-        if passed && best.as_ref().map_or(true, |(b, _)| rate > *b) {
+        if passed && best.as_ref().is_none_or(|(b, _)| rate > *b) {
             best = Some((rate, report));
         } else if first.is_none() {
             first = Some(report);
