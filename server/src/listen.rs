@@ -139,8 +139,19 @@ impl Connections {
     }
 }
 
-/// Accepts connections on `listener` until the stop signal, holding at
-/// most as many as the semaphore allows (the rest wait in the backlog).
+/// How long a connection accepted just before (or while) the server stops
+/// has to send its first request before the graceful close applies to it:
+/// without it, a client whose SYN the kernel completed a moment before the
+/// stop would have its request cut off unread.
+const FRESH_CONNECTION_GRACE: Duration = Duration::from_secs(1);
+
+/// Accepts connections on `listener` until the stop signal, serving at
+/// most as many at once as the semaphore allows. A listener waits for a
+/// permit only after it has accepted, so an idle listener holds none and
+/// the cap is shared fairly between listeners; while it waits, the next
+/// clients wait in the kernel's backlog.
+/// On stop, the connections already queued in the kernel are accepted and
+/// served before the listener closes, so none is reset unread.
 pub async fn accept_loop(
     listener: TcpListener,
     scheme: Scheme,
@@ -149,15 +160,8 @@ pub async fn accept_loop(
 ) {
     let mut stop = conns.stop.clone();
     loop {
-        let permit = tokio::select! {
-            _ = crate::listen::stopped(&mut stop) => return,
-            permit = conns.limit.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => return,
-            },
-        };
         let (stream, peer) = tokio::select! {
-            _ = crate::listen::stopped(&mut stop) => return,
+            _ = crate::listen::stopped(&mut stop) => break,
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
@@ -169,34 +173,104 @@ pub async fn accept_loop(
                 }
             },
         };
-        let _ = stream.set_nodelay(true);
-        let conns = conns.clone();
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let _open = OpenConnection::new(conns.metrics());
-            let handler = Handler::new(conns.app.clone(), scheme, peer);
-            match tls {
-                None => serve(stream, handler, &conns).await,
-                Some(acceptor) => {
-                    if let Some(tls_stream) = handshake(acceptor, stream, peer, &conns).await {
-                        serve(tls_stream, handler, &conns).await;
-                    }
-                }
+        let permit = tokio::select! {
+            _ = crate::listen::stopped(&mut stop) => {
+                // Accepted before the stop: served like the backlog below.
+                spawn_connection(stream, peer, None, scheme, tls.clone(), &conns);
+                break;
             }
-        });
+            permit = conns.limit.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+        };
+        spawn_connection(stream, peer, Some(permit), scheme, tls.clone(), &conns);
     }
+    drain_backlog(&listener, scheme, &tls, &conns);
+}
+
+/// Accepts whatever the kernel has already queued on `listener`, without
+/// waiting, and serves it. What arrives after this returns is refused by
+/// the closed socket (a clean RST on SYN), not reset after the handshake.
+fn drain_backlog(
+    listener: &TcpListener,
+    scheme: Scheme,
+    tls: &Option<TlsAcceptor>,
+    conns: &Arc<Connections>,
+) {
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    let mut drained = 0usize;
+    while let Poll::Ready(Ok((stream, peer))) = listener.poll_accept(&mut cx) {
+        // Past the cap the connection is still served: the cap exists for
+        // memory, and the backlog holds at most its listen(2) length.
+        let permit = conns.limit.clone().try_acquire_owned().ok();
+        spawn_connection(stream, peer, permit, scheme, tls.clone(), conns);
+        drained += 1;
+    }
+    if drained > 0 {
+        tracing::debug!(
+            "accepted {drained} queued connection(s) on {:?} while stopping",
+            listener.local_addr().ok()
+        );
+    }
+}
+
+fn spawn_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    scheme: Scheme,
+    tls: Option<TlsAcceptor>,
+    conns: &Arc<Connections>,
+) {
+    let conns = conns.clone();
+    tokio::spawn(async move {
+        let _permit = permit;
+        handle(stream, peer, scheme, tls, &conns).await;
+    });
+}
+
+/// One connection from accept to close: the TLS handshake if any, then
+/// HTTP until the client leaves, the idle timeout, or the stop.
+async fn handle(
+    stream: TcpStream,
+    peer: SocketAddr,
+    scheme: Scheme,
+    tls: Option<TlsAcceptor>,
+    conns: &Connections,
+) {
+    let accepted_at = Instant::now();
+    let _ = stream.set_nodelay(true);
+    let _open = OpenConnection::new(conns.metrics());
+    let handler = Handler::new(conns.app.clone(), scheme, peer);
+    match tls {
+        None => serve(stream, handler, accepted_at, conns).await,
+        Some(acceptor) => {
+            if let Some(tls_stream) = handshake(acceptor, stream, peer, accepted_at, conns).await {
+                serve(tls_stream, handler, accepted_at, conns).await;
+            }
+        }
+    }
+}
+
+/// Resolves once the server stops, but not before the connection is
+/// `FRESH_CONNECTION_GRACE` old: a client that connected just before the
+/// stop still gets its first request answered.
+async fn stopping(conns: &Connections, accepted_at: Instant) {
+    let mut stop = conns.stop.clone();
+    stopped(&mut stop).await;
+    tokio::time::sleep_until(accepted_at + FRESH_CONNECTION_GRACE).await;
 }
 
 async fn handshake(
     acceptor: TlsAcceptor,
     stream: TcpStream,
     peer: SocketAddr,
+    accepted_at: Instant,
     conns: &Connections,
 ) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
-    let mut stop = conns.stop.clone();
     let result = tokio::select! {
-        _ = crate::listen::stopped(&mut stop) => return None,
+        _ = stopping(conns, accepted_at) => return None,
         r = tokio::time::timeout(conns.handshake_timeout, acceptor.accept(stream)) => r,
     };
     let ok = matches!(result, Ok(Ok(_)));
@@ -216,17 +290,16 @@ async fn handshake(
     }
 }
 
-async fn serve<IO>(io: IO, handler: Handler, conns: &Connections)
+async fn serve<IO>(io: IO, handler: Handler, accepted_at: Instant, conns: &Connections)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let io = TokioIo::new(IdleGuard::new(io, conns.idle_timeout));
     let conn = conns.builder.serve_connection(io, handler);
     tokio::pin!(conn);
-    let mut stop = conns.stop.clone();
     let result = tokio::select! {
         r = conn.as_mut() => r,
-        _ = crate::listen::stopped(&mut stop) => {
+        _ = stopping(conns, accepted_at) => {
             // Finish the request in flight, close when idle.
             conn.as_mut().graceful_shutdown();
             conn.await

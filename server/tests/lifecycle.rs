@@ -113,6 +113,58 @@ fn sigterm_lets_a_slow_response_finish_closes_idle_connections_and_exits_0() {
 }
 
 #[test]
+fn sigterm_serves_connections_queued_in_the_backlog_instead_of_resetting_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let site = write_site(tmp.path());
+    let mut blog = Blog::start(&[
+        "--site",
+        site.to_str().unwrap(),
+        "--http-serves-site",
+        "--max-connections",
+        "1",
+    ]);
+    // One connection holds the only permit, so the next ones complete
+    // their TCP handshake in the kernel and wait there, unaccepted.
+    let mut holder = TcpStream::connect(blog.http).unwrap();
+    holder
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    holder
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    assert!(holder.read(&mut buf).unwrap() > 0, "the holder is served");
+    let queued: Vec<TcpStream> = (0..5)
+        .map(|_| TcpStream::connect(blog.http).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+
+    blog.signal(Signal::SIGTERM);
+    blog.wait_log("SIGTERM: no longer accepting", Duration::from_secs(10));
+    for (i, mut stream) in queued.into_iter().enumerate() {
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut answer = Vec::new();
+        let read = stream.read_to_end(&mut answer);
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            read.is_ok() && status(&answer) == 200,
+            "queued connection {i} got {read:?} {answer:.80}; log:\n{}",
+            blog.log()
+        );
+    }
+    let status = blog
+        .wait_exit(Duration::from_secs(15))
+        .expect("exits once the queued connections are served");
+    assert_eq!(status.code(), Some(0), "log:\n{}", blog.log());
+    assert!(TcpStream::connect(blog.http).is_err(), "listener is closed");
+}
+
+#[test]
 fn header_flood_is_answered_431() {
     let tmp = tempfile::tempdir().unwrap();
     let site = write_site(tmp.path());
