@@ -67,7 +67,8 @@ impl ClientPath {
     }
 
     /// The hop a bridge deployment is expected to use on this path (see
-    /// FACTS: loopback and IPv6 go through docker-proxy, IPv4 through DNAT).
+    /// Docker 20.10 with ip6tables off: loopback and IPv6 go through
+    /// docker-proxy, IPv4 from outside through DNAT).
     pub fn expected_bridge_hop(self) -> Hop {
         match self {
             ClientPath::ExternalV4 => Hop::Dnat,

@@ -112,7 +112,8 @@ pub struct HopEvidence {
     pub dnat_packets: Option<u64>,
     /// What the evidence says the connections went through.
     pub observed: Hop,
-    /// What FACTS.md predicts for this profile and path.
+    /// The hop this profile and path is expected to take (see
+    /// [`crate::matrix::ClientPath::expected_bridge_hop`]).
     pub expected: Hop,
 }
 

@@ -266,7 +266,7 @@ fn throughput_chart<DB: DrawingBackend>(
         .filter_map(|g| g.throughput.map(|t| t.max))
         .fold(1.0, f64::max)
         * 1.3;
-    let area = root.margin(60, 50, 10, 10);
+    let area = root.margin(60, 64, 10, 10);
     let mut chart = ChartBuilder::on(&area)
         .y_label_area_size(70)
         .build_cartesian_2d(0f64..cats.len() as f64, 0f64..top)?;
@@ -312,7 +312,12 @@ fn throughput_chart<DB: DrawingBackend>(
         .enumerate()
         .map(|(i, (p, w))| {
             let (x, y) = chart.backend_coord(&(i as f64 + 0.5, 0.0));
-            (x, y, format!("{}\n{}", p.name(), w.name()))
+            // A line a word, so neighbouring labels do not overlap.
+            (
+                x,
+                y,
+                format!("{}\n{}", p.name(), w.name().replace('-', "\n")),
+            )
         })
         .collect();
     category_labels(root, &labels)

@@ -389,8 +389,9 @@ pub fn results_readme(run_dir: &str, info: &RunInfo, summary: &RunSummary) -> St
     let _ = writeln!(
         md,
         "- The hop was observed, not assumed: in {as_expected} of {} path × workload rows \
-         bridge's cells took the hop FACTS predicts (docker-proxy for loopback and IPv6, DNAT \
-         for IPv4 visitors), judged from docker-proxy's CPU time and Docker's DNAT counters.",
+         bridge's cells took the hop Docker 20.10 is expected to use (docker-proxy for loopback \
+         and IPv6, DNAT for IPv4 visitors; see compose/README.md), judged from docker-proxy's \
+         CPU time and Docker's DNAT counters.",
         summary.headline.len()
     );
     md
