@@ -95,7 +95,9 @@ pub struct ServeArgs {
         default_value_t = 10
     )]
     pub grace_period: u64,
-    /// Concurrent connections at most; more wait to be accepted.
+    /// Concurrent connections at most, lowered to what a cgroup memory
+    /// limit affords (48 KiB each); at the cap the oldest connection closes
+    /// after its request in flight and newer ones wait to be accepted.
     #[arg(
         global = true,
         long,

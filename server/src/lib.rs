@@ -11,7 +11,8 @@
 //! - [`service`]: the hyper services behind the HTTPS and HTTP listeners;
 //!   [`acme`]: what the HTTP listener does besides serving the site.
 //! - [`tls`]: certificate loading, checking, reloading and the resolver.
-//! - [`listen`]: listeners, the accept loop, limits, timeouts, shutdown.
+//! - [`listen`]: listeners, the accept loop, limits, timeouts, shutdown;
+//!   [`memory`]: the connection cap a cgroup memory limit affords.
 //! - [`identity`]: who the process runs as and advice when that is not
 //!   enough; [`metrics`]: Prometheus counters; [`health`]: the healthcheck
 //!   client.
@@ -43,6 +44,7 @@ pub mod config;
 pub mod health;
 pub mod identity;
 pub mod listen;
+pub mod memory;
 pub mod metrics;
 pub mod render;
 pub mod response;

@@ -15,7 +15,7 @@ use hyper_util::server::conn::auto;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsAcceptor;
 
@@ -103,6 +103,10 @@ pub struct Connections {
     pub builder: auto::Builder<TokioExecutor>,
     /// Caps concurrent connections; a connection holds a permit.
     pub limit: Arc<Semaphore>,
+    /// Rung when a connection waits for a permit: the longest-waiting
+    /// connection being served finishes its request in flight and closes,
+    /// as a kept-alive connection may at any time.
+    pub shed: Notify,
     /// Turns true when the server stops.
     pub stop: watch::Receiver<bool>,
     /// Never sent on: it lives as long as any holder of these
@@ -139,17 +143,21 @@ impl Connections {
     }
 }
 
-/// How long a connection accepted just before (or while) the server stops
-/// has to send its first request before the graceful close applies to it:
-/// without it, a client whose SYN the kernel completed a moment before the
-/// stop would have its request cut off unread.
+/// How long a connection accepted just before (or while) the server stops,
+/// or asked to make room under the cap, has to send its first request
+/// before the graceful close applies to it: without it, a client whose SYN
+/// the kernel completed a moment before would have its request cut off
+/// unread.
 const FRESH_CONNECTION_GRACE: Duration = Duration::from_secs(1);
 
 /// Accepts connections on `listener` until the stop signal, serving at
 /// most as many at once as the semaphore allows. A listener waits for a
 /// permit only after it has accepted, so an idle listener holds none and
-/// the cap is shared fairly between listeners; while it waits, the next
-/// clients wait in the kernel's backlog.
+/// the cap is shared fairly between listeners. At the cap, the oldest
+/// connection is asked to close after its request in flight (idle
+/// keep-alive connections make room for new visitors, as nginx does when
+/// it runs out of connections); meanwhile the next clients wait in the
+/// kernel's backlog.
 /// On stop, the connections already queued in the kernel are accepted and
 /// served before the listener closes, so none is reset unread.
 pub async fn accept_loop(
@@ -173,20 +181,34 @@ pub async fn accept_loop(
                 }
             },
         };
-        let permit = tokio::select! {
-            _ = crate::listen::stopped(&mut stop) => {
-                // Accepted before the stop: served like the backlog below.
-                spawn_connection(stream, peer, None, scheme, tls.clone(), &conns);
-                break;
+        let permit = match conns.limit.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                conns.shed.notify_one();
+                match wait_for_permit(&mut stop, &conns).await {
+                    Some(permit) => permit,
+                    None => {
+                        // Accepted before the stop: served like the backlog.
+                        spawn_connection(stream, peer, None, scheme, tls.clone(), &conns);
+                        break;
+                    }
+                }
             }
-            permit = conns.limit.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => return,
-            },
         };
         spawn_connection(stream, peer, Some(permit), scheme, tls.clone(), &conns);
     }
     drain_backlog(&listener, scheme, &tls, &conns);
+}
+
+/// A permit once one is free, or `None` when the server stops first.
+async fn wait_for_permit(
+    stop: &mut watch::Receiver<bool>,
+    conns: &Connections,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    tokio::select! {
+        _ = crate::listen::stopped(stop) => None,
+        permit = conns.limit.clone().acquire_owned() => permit.ok(),
+    }
 }
 
 /// Accepts whatever the kernel has already queued on `listener`, without
@@ -262,6 +284,14 @@ async fn stopping(conns: &Connections, accepted_at: Instant) {
     tokio::time::sleep_until(accepted_at + FRESH_CONNECTION_GRACE).await;
 }
 
+/// Resolves once this connection is asked to make room under the
+/// connection cap, but not before it is `FRESH_CONNECTION_GRACE` old, so
+/// a visitor who just connected gets its first request answered.
+async fn shed_requested(conns: &Connections, accepted_at: Instant) {
+    conns.shed.notified().await;
+    tokio::time::sleep_until(accepted_at + FRESH_CONNECTION_GRACE).await;
+}
+
 async fn handshake(
     acceptor: TlsAcceptor,
     stream: TcpStream,
@@ -301,6 +331,11 @@ where
         r = conn.as_mut() => r,
         _ = stopping(conns, accepted_at) => {
             // Finish the request in flight, close when idle.
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+        _ = shed_requested(conns, accepted_at) => {
+            tracing::debug!("closing a connection to make room under the connection cap");
             conn.as_mut().graceful_shutdown();
             conn.await
         }

@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, Signal, SignalKind};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use crate::acme::Acme;
 use crate::config::{CertSource, Settings};
 use crate::identity::Identity;
 use crate::listen::{self, Connections, ListenError};
+use crate::memory;
 use crate::metrics::{self, Metrics};
 use crate::response::Routes;
 use crate::service::{App, Scheme};
@@ -36,6 +37,24 @@ pub enum ServeError {
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signal(std::io::Error),
+}
+
+/// `configured`, lowered to what the cgroup memory limit affords, and
+/// said when it was.
+fn connection_cap(configured: usize) -> usize {
+    let limit = memory::cgroup_limit();
+    let cap = memory::connection_cap(configured, limit);
+    if let (Some(limit), true) = (limit, cap < configured) {
+        tracing::info!(
+            "memory limit {} MiB: at most {cap} connections at once instead of {configured} \
+             ({} KiB each, {} MiB kept for the rest); at the cap the oldest connection closes \
+             after its request to make room",
+            limit >> 20,
+            memory::CONNECTION_BUDGET >> 10,
+            memory::RESERVE >> 20,
+        );
+    }
+    cap
 }
 
 /// Serves until SIGTERM or SIGINT, then lets requests in flight finish
@@ -95,12 +114,14 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         metrics: metrics.clone(),
         access_log: settings.access_log,
     });
+    let max_connections = connection_cap(settings.max_connections);
     let (stop_tx, stop) = watch::channel(false);
     let (alive, all_closed) = mpsc::channel::<()>(1);
     let conns = Arc::new(Connections {
         app,
         builder: Connections::builder(settings.header_timeout),
-        limit: Arc::new(Semaphore::new(settings.max_connections)),
+        limit: Arc::new(Semaphore::new(max_connections)),
+        shed: Notify::new(),
         stop: stop.clone(),
         alive,
         handshake_timeout: settings.handshake_timeout,

@@ -164,6 +164,48 @@ fn sigterm_serves_connections_queued_in_the_backlog_instead_of_resetting_them() 
     assert!(TcpStream::connect(blog.http).is_err(), "listener is closed");
 }
 
+/// One request on `stream` (kept alive), its status.
+fn get_keepalive(stream: &mut TcpStream) -> u16 {
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = stream.read(&mut buf).unwrap();
+    status(&String::from_utf8_lossy(&buf[..n]))
+}
+
+#[test]
+fn at_the_connection_cap_the_oldest_idle_connection_makes_room() {
+    let tmp = tempfile::tempdir().unwrap();
+    let site = write_site(tmp.path());
+    let blog = Blog::start(&[
+        "--site",
+        site.to_str().unwrap(),
+        "--http-serves-site",
+        "--max-connections",
+        "2",
+    ]);
+    let mut oldest = TcpStream::connect(blog.http).unwrap();
+    assert_eq!(get_keepalive(&mut oldest), 200);
+    let mut second = TcpStream::connect(blog.http).unwrap();
+    assert_eq!(get_keepalive(&mut second), 200);
+    // Past the grace a fresh connection gets before it can be asked to go.
+    std::thread::sleep(Duration::from_millis(1200));
+
+    let mut third = TcpStream::connect(blog.http).unwrap();
+    assert_eq!(get_keepalive(&mut third), 200, "log:\n{}", blog.log());
+    let mut rest = Vec::new();
+    let closed = oldest.read_to_end(&mut rest);
+    assert!(
+        matches!(closed, Ok(0)),
+        "the oldest idle connection is closed cleanly to make room: {closed:?} {rest:?}"
+    );
+    assert_eq!(get_keepalive(&mut second), 200, "the second one stays open");
+}
+
 #[test]
 fn header_flood_is_answered_431() {
     let tmp = tempfile::tempdir().unwrap();
