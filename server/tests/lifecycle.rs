@@ -42,6 +42,14 @@ fn slow_client(addr: std::net::SocketAddr) -> TcpStream {
     stream
 }
 
+/// The blog serving the small test site on both listeners, plus `extra`.
+fn site_blog(tmp: &tempfile::TempDir, extra: &[&str]) -> Blog {
+    let site = write_site(tmp.path());
+    let mut args = vec!["--site", site.to_str().unwrap(), "--http-serves-site"];
+    args.extend_from_slice(extra);
+    Blog::start(&args)
+}
+
 #[test]
 fn sigterm_lets_a_slow_response_finish_closes_idle_connections_and_exits_0() {
     let tmp = tempfile::tempdir().unwrap();
@@ -115,14 +123,7 @@ fn sigterm_lets_a_slow_response_finish_closes_idle_connections_and_exits_0() {
 #[test]
 fn sigterm_serves_connections_queued_in_the_backlog_instead_of_resetting_them() {
     let tmp = tempfile::tempdir().unwrap();
-    let site = write_site(tmp.path());
-    let mut blog = Blog::start(&[
-        "--site",
-        site.to_str().unwrap(),
-        "--http-serves-site",
-        "--max-connections",
-        "1",
-    ]);
+    let mut blog = site_blog(&tmp, &["--max-connections", "1"]);
     // One connection holds the only permit, so the next ones complete
     // their TCP handshake in the kernel and wait there, unaccepted.
     let mut holder = TcpStream::connect(blog.http).unwrap();
@@ -173,14 +174,7 @@ fn get_keepalive(stream: &mut TcpStream) -> u16 {
 #[test]
 fn at_the_connection_cap_the_oldest_idle_connection_makes_room() {
     let tmp = tempfile::tempdir().unwrap();
-    let site = write_site(tmp.path());
-    let blog = Blog::start(&[
-        "--site",
-        site.to_str().unwrap(),
-        "--http-serves-site",
-        "--max-connections",
-        "2",
-    ]);
+    let blog = site_blog(&tmp, &["--max-connections", "2"]);
     let mut oldest = TcpStream::connect(blog.http).unwrap();
     assert_eq!(get_keepalive(&mut oldest), 200);
     let mut second = TcpStream::connect(blog.http).unwrap();
@@ -202,8 +196,7 @@ fn at_the_connection_cap_the_oldest_idle_connection_makes_room() {
 #[test]
 fn header_flood_is_answered_431() {
     let tmp = tempfile::tempdir().unwrap();
-    let site = write_site(tmp.path());
-    let blog = Blog::start(&["--site", site.to_str().unwrap(), "--http-serves-site"]);
+    let blog = site_blog(&tmp, &[]);
 
     let mut many = String::from("GET / HTTP/1.1\r\nHost: x\r\n");
     for i in 0..500 {
@@ -366,14 +359,7 @@ fn idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
 #[test]
 fn excess_connections_wait_instead_of_failing() {
     let tmp = tempfile::tempdir().unwrap();
-    let site = write_site(tmp.path());
-    let blog = Blog::start(&[
-        "--site",
-        site.to_str().unwrap(),
-        "--http-serves-site",
-        "--max-connections",
-        "2",
-    ]);
+    let blog = site_blog(&tmp, &["--max-connections", "2"]);
     let first = TcpStream::connect(blog.http).unwrap();
     let second = TcpStream::connect(blog.http).unwrap();
     let addr = blog.http;
