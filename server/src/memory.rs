@@ -1,7 +1,7 @@
-//! The memory budget: the cgroup memory limit the server runs under (a
-//! container's `mem_limit`, a systemd `MemoryMax=`) and how many
-//! connections it affords, so a small box sheds idle connections instead of
-//! meeting the OOM killer.
+//! The memory budget: the memory limit of the cgroup the server sees as
+//! its root (a container's `mem_limit`) and how many connections it
+//! affords, so a small box sheds idle connections instead of meeting the
+//! OOM killer.
 
 use std::path::Path;
 
@@ -15,9 +15,11 @@ pub const CONNECTION_BUDGET: u64 = 48 * 1024;
 /// the runtime and the allocator's slack.
 pub const RESERVE: u64 = 16 * 1024 * 1024;
 
-/// The memory limit of this process's cgroup, v2 (`memory.max`) or v1
-/// (`memory/memory.limit_in_bytes`), as seen from inside it; `None` when
-/// there is none or it cannot be read.
+/// The memory limit at the root of the cgroup mount, v2 (`memory.max`) or
+/// v1 (`memory/memory.limit_in_bytes`): inside a container, the
+/// container's own. `None` when there is none or it cannot be read. A
+/// limit set on a cgroup below the root (a systemd unit's `MemoryMax=` on
+/// the host) is not seen; `--max-connections` covers that case.
 pub fn cgroup_limit() -> Option<u64> {
     let root = Path::new("/sys/fs/cgroup");
     [
