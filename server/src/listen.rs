@@ -182,20 +182,19 @@ pub async fn accept_loop(
             },
         };
         let permit = match conns.limit.clone().try_acquire_owned() {
-            Ok(permit) => permit,
+            Ok(permit) => Some(permit),
             Err(_) => {
                 conns.shed.notify_one();
-                match wait_for_permit(&mut stop, &conns).await {
-                    Some(permit) => permit,
-                    None => {
-                        // Accepted before the stop: served like the backlog.
-                        spawn_connection(stream, peer, None, scheme, tls.clone(), &conns);
-                        break;
-                    }
-                }
+                wait_for_permit(&mut stop, &conns).await
             }
         };
-        spawn_connection(stream, peer, Some(permit), scheme, tls.clone(), &conns);
+        // Without a permit the server is stopping: accepted before the
+        // stop, the connection is served like the backlog below.
+        let stopping = permit.is_none();
+        spawn_connection(stream, peer, permit, scheme, tls.clone(), &conns);
+        if stopping {
+            break;
+        }
     }
     drain_backlog(&listener, scheme, &tls, &conns);
 }
@@ -275,20 +274,11 @@ async fn handle(
     }
 }
 
-/// Resolves once the server stops, but not before the connection is
-/// `FRESH_CONNECTION_GRACE` old: a client that connected just before the
-/// stop still gets its first request answered.
-async fn stopping(conns: &Connections, accepted_at: Instant) {
-    let mut stop = conns.stop.clone();
-    stopped(&mut stop).await;
-    tokio::time::sleep_until(accepted_at + FRESH_CONNECTION_GRACE).await;
-}
-
-/// Resolves once this connection is asked to make room under the
-/// connection cap, but not before it is `FRESH_CONNECTION_GRACE` old, so
-/// a visitor who just connected gets its first request answered.
-async fn shed_requested(conns: &Connections, accepted_at: Instant) {
-    conns.shed.notified().await;
+/// Resolves once `cause` has, but not before the connection is
+/// `FRESH_CONNECTION_GRACE` old: a client that connected a moment before a
+/// stop or a shed still gets its first request answered.
+async fn after_grace(cause: impl Future<Output = ()>, accepted_at: Instant) {
+    cause.await;
     tokio::time::sleep_until(accepted_at + FRESH_CONNECTION_GRACE).await;
 }
 
@@ -299,8 +289,9 @@ async fn handshake(
     accepted_at: Instant,
     conns: &Connections,
 ) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let mut stop = conns.stop.clone();
     let result = tokio::select! {
-        _ = stopping(conns, accepted_at) => return None,
+        _ = after_grace(stopped(&mut stop), accepted_at) => return None,
         r = tokio::time::timeout(conns.handshake_timeout, acceptor.accept(stream)) => r,
     };
     let ok = matches!(result, Ok(Ok(_)));
@@ -327,15 +318,19 @@ where
     let io = TokioIo::new(IdleGuard::new(io, conns.idle_timeout));
     let conn = conns.builder.serve_connection(io, handler);
     tokio::pin!(conn);
+    let mut stop = conns.stop.clone();
+    let stop_or_shed = async {
+        tokio::select! {
+            _ = stopped(&mut stop) => {}
+            _ = conns.shed.notified() => {
+                tracing::debug!("closing a connection to make room under the connection cap");
+            }
+        }
+    };
     let result = tokio::select! {
         r = conn.as_mut() => r,
-        _ = stopping(conns, accepted_at) => {
+        _ = after_grace(stop_or_shed, accepted_at) => {
             // Finish the request in flight, close when idle.
-            conn.as_mut().graceful_shutdown();
-            conn.await
-        }
-        _ = shed_requested(conns, accepted_at) => {
-            tracing::debug!("closing a connection to make room under the connection cap");
             conn.as_mut().graceful_shutdown();
             conn.await
         }
