@@ -95,15 +95,16 @@ impl H1Client {
     }
 
     /// Sends one request (to a target picked by weight) and reads its
-    /// response. Phases of a new connection go to `rec` when `measured`.
+    /// response. Phases of a new connection go to `rec` when `measured`;
+    /// `sent` is when the request started (the caller's clock read).
     pub async fn exchange(
         &mut self,
         connector: &Connector,
         templates: &[RequestTemplate],
         rec: &std::cell::RefCell<Recorder>,
         measured: bool,
+        sent: Instant,
     ) -> Result<Exchange, Failure> {
-        let sent = Instant::now();
         let reused = self.stream.is_some();
         if !reused {
             self.connect(connector, rec, measured).await?;

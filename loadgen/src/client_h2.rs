@@ -53,15 +53,16 @@ impl H2Client {
         }
     }
 
-    /// Sends one request and reads its whole response.
+    /// Sends one request and reads its whole response; `sent` is when the
+    /// request started (the caller's clock read).
     pub async fn exchange(
         &mut self,
         connector: &Connector,
         targets: &[H2Target],
         rec: &std::cell::RefCell<Recorder>,
         measured: bool,
+        sent: Instant,
     ) -> Result<Exchange, Failure> {
-        let sent = Instant::now();
         let connecting = |kind| Failure {
             kind,
             connecting: true,

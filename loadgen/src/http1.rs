@@ -170,10 +170,9 @@ impl ResponseParser {
         let mut pos = 0;
         loop {
             match self.state {
-                State::Head => match find_head_end(buf) {
+                State::Head => match self.parse_head(buf)? {
                     None => return Ok(Feed::NeedMore { consumed: 0 }),
                     Some(end) => {
-                        self.parse_head(&buf[..end])?;
                         pos = end;
                         if self.state == State::Head {
                             // A 1xx interim response: the real one follows.
@@ -278,9 +277,15 @@ impl ResponseParser {
         Ok(Feed::NeedMore { consumed: pos })
     }
 
-    fn parse_head(&mut self, head: &[u8]) -> Result<(), ParseError> {
-        let mut lines = head.split(|b| *b == b'\n').map(trim_cr);
-        let status_line = lines.next().ok_or(ParseError::StatusLine)?;
+    /// Parses the head at the start of `buf` in one pass over its lines:
+    /// None while its empty line has not arrived (nothing is changed
+    /// then), else the index just past it.
+    fn parse_head(&mut self, buf: &[u8]) -> Result<Option<usize>, ParseError> {
+        let mut ends = memchr::memchr_iter(b'\n', buf);
+        let Some(first) = ends.next() else {
+            return Ok(None);
+        };
+        let status_line = trim_cr(&buf[..first]);
         if status_line.len() < 12 || !status_line.starts_with(b"HTTP/1.") {
             return Err(ParseError::StatusLine);
         }
@@ -296,11 +301,17 @@ impl ResponseParser {
         let mut length = None;
         let mut chunked = false;
         let mut keep_alive = !http10;
-        for line in lines.filter(|l| !l.is_empty()) {
-            let colon = line
-                .iter()
-                .position(|b| *b == b':')
-                .ok_or(ParseError::Header)?;
+        let mut start = first + 1;
+        let end = loop {
+            let Some(nl) = ends.next() else {
+                return Ok(None);
+            };
+            let line = trim_cr(&buf[start..nl]);
+            start = nl + 1;
+            if line.is_empty() {
+                break start;
+            }
+            let colon = memchr::memchr(b':', line).ok_or(ParseError::Header)?;
             let (name, value) = (&line[..colon], trim(&line[colon + 1..]));
             if name.eq_ignore_ascii_case(b"content-length") {
                 let n = std::str::from_utf8(value)
@@ -316,7 +327,7 @@ impl ResponseParser {
                     keep_alive = true;
                 }
             }
-        }
+        };
 
         self.status = status;
         self.keep_alive = keep_alive;
@@ -335,7 +346,7 @@ impl ResponseParser {
         } else {
             State::UntilClose
         };
-        Ok(())
+        Ok(Some(end))
     }
 }
 
@@ -352,20 +363,6 @@ fn shift(f: Feed, by: usize) -> Feed {
             consumed: consumed + by,
         },
     }
-}
-
-/// The index just past the `\r\n\r\n` (or `\n\n`) ending the head.
-fn find_head_end(buf: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    while i < buf.len() {
-        let nl = buf[i..].iter().position(|b| *b == b'\n')? + i;
-        match buf.get(nl + 1) {
-            Some(b'\n') => return Some(nl + 2),
-            Some(b'\r') if buf.get(nl + 2) == Some(&b'\n') => return Some(nl + 3),
-            _ => i = nl + 1,
-        }
-    }
-    None
 }
 
 fn trim_cr(line: &[u8]) -> &[u8] {

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::time::{sleep_until, timeout_at};
+use tokio::time::sleep_until;
 
 use crate::client_h1::{Exchange, Failure, H1Client};
 use crate::client_h2::{H2Client, H2Target, SharedConnection};
@@ -143,29 +143,34 @@ async fn connection(
 
     let mut pacer = Pacer::new();
     pacer.sleep_until(plan.start).await;
+    // One timer per connection bounds every request: armed at the first
+    // request's deadline and moved on only when it fires before the
+    // current request's (deadlines only grow), so a request costs no timer
+    // registration.
+    let watchdog = sleep_until(plan.end.into());
+    tokio::pin!(watchdog);
     let mut k = 0u64;
     let mut free_at = plan.start;
     loop {
-        let intended = match &schedule {
+        let (intended, send_at) = match &schedule {
             Some(s) => {
                 let due = s.due(k);
                 if due >= plan.end {
                     break;
                 }
                 pacer.sleep_until(due).await;
-                due
+                (due, Instant::now())
             }
             None => {
                 let now = Instant::now();
                 if now >= plan.end {
                     break;
                 }
-                now
+                (now, now)
             }
         };
         k += 1;
         let measured = intended >= plan.window_start;
-        let send_at = Instant::now();
         if measured {
             let mut r = rec.borrow_mut();
             r.sent += 1;
@@ -173,38 +178,55 @@ async fn connection(
         }
 
         let deadline = (send_at + plan.timeout).min(plan.end);
-        let outcome = timeout_at(deadline.into(), async {
-            match &mut client {
-                Client::H1(c) => {
-                    c.exchange(&plan.connector, &plan.templates, &rec, measured)
-                        .await
+        if watchdog.deadline() > deadline.into() {
+            watchdog.as_mut().reset(deadline.into());
+        }
+        // None: the deadline passed with the request unfinished.
+        let outcome = {
+            let exchange = async {
+                match &mut client {
+                    Client::H1(c) => {
+                        c.exchange(&plan.connector, &plan.templates, &rec, measured, send_at)
+                            .await
+                    }
+                    Client::H2(c) => {
+                        c.exchange(&plan.connector, &plan.h2_targets, &rec, measured, send_at)
+                            .await
+                    }
                 }
-                Client::H2(c) => {
-                    c.exchange(&plan.connector, &plan.h2_targets, &rec, measured)
-                        .await
+            };
+            tokio::pin!(exchange);
+            loop {
+                tokio::select! {
+                    biased;
+                    done = &mut exchange => break Some(done),
+                    () = &mut watchdog => {
+                        if Instant::now() >= deadline {
+                            break None;
+                        }
+                        watchdog.as_mut().reset(deadline.into());
+                    }
                 }
             }
-        })
-        .await;
-        free_at = Instant::now();
+        };
+        free_at = match &outcome {
+            Some(Ok(x)) => x.done,
+            _ => Instant::now(),
+        };
         // Anything that ends at or after the deadline (the timer may fire
         // a little late) was in flight at the deadline: unfinished.
-        let ended = match &outcome {
-            Ok(Ok(x)) => x.done,
-            _ => free_at,
-        };
-        if ended >= plan.end {
+        if free_at >= plan.end {
             break;
         }
         let backoff = match outcome {
-            Err(_) => {
+            None => {
                 reset(&mut client);
                 if measured {
                     rec.borrow_mut().record_error(ErrorKind::Timeout, free_at);
                 }
                 false
             }
-            Ok(Ok(x)) => {
+            Some(Ok(x)) => {
                 if measured {
                     // Closed loop: the request is due when it is sent.
                     let intended = if schedule.is_some() { intended } else { x.sent };
@@ -212,7 +234,7 @@ async fn connection(
                 }
                 false
             }
-            Ok(Err(f)) => {
+            Some(Err(f)) => {
                 if measured {
                     record_failure(&mut rec.borrow_mut(), &f, free_at);
                 }

@@ -483,3 +483,42 @@ fn http2_streams_share_one_connection() {
     assert_eq!(server.accepts.load(std::sync::atomic::Ordering::SeqCst), 1);
     assert_eq!(r.config.streams, 4);
 }
+
+#[test]
+fn requests_held_past_the_timeout_are_timeouts_and_the_run_goes_on() {
+    // Every second, responses are held for 500 ms: a request caught in
+    // that hold outlives the 150 ms timeout, however many requests the
+    // connection has carried before it.
+    let stall = (Duration::from_secs(1), Duration::from_millis(500));
+    let server = TestServer::start(Behaviour {
+        stall: Some(stall),
+        ..Default::default()
+    });
+    let url = server.url("/");
+    let cfg = config(&[
+        "-c",
+        "2",
+        "-t",
+        "1",
+        "-d",
+        "2500ms",
+        "--timeout",
+        "150ms",
+        &url,
+    ]);
+    let r = run(&cfg, false).unwrap();
+    assert_counts_add_up(&r);
+    let s = &r.summary;
+    assert!(
+        s.errors_by_kind.get("timeout").copied().unwrap_or(0) >= 2,
+        "{:?}",
+        s.errors_by_kind
+    );
+    assert!(s.requests_completed > 100, "{s:#?}");
+    // Nothing that completed took longer than the timeout allows.
+    assert!(
+        s.latency_uncorrected.max_us < 150_000,
+        "{:?}",
+        s.latency_uncorrected
+    );
+}

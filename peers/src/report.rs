@@ -510,9 +510,10 @@ fn generator_figures(m: &Measurements) -> Vec<Figure> {
             }
         }
     }
-    for (rate, kind) in latency_rates(&m.latency).into_iter().flat_map(|rate| {
-        [GeneratorKind::Loadgen, GeneratorKind::Oha].map(|kind| (rate, kind))
-    }) {
+    for (rate, kind) in latency_rates(&m.latency)
+        .into_iter()
+        .flat_map(|rate| [GeneratorKind::Loadgen, GeneratorKind::Oha].map(|kind| (rate, kind)))
+    {
         let of: Vec<_> = m
             .latency
             .iter()
@@ -627,12 +628,17 @@ fn targets(r: &Results) -> Vec<TargetCheck> {
             bottleneck.clone(),
         ));
     }
-    let rate = latency_rates(&r.samples.latency).first().copied().unwrap_or(0);
+    let rate = latency_rates(&r.samples.latency)
+        .first()
+        .copied()
+        .unwrap_or(0);
     let cell = fixed_rate_cell(rate);
     let p99 = |g: &str| r.median(g, &cell, "p99");
     let q = ratio(p99("loadgen"), p99("oha"));
     checks.push(check(
-        format!("loadgen corrected p99 within 10% of oha --latency-correction at {rate} requests/s"),
+        format!(
+            "loadgen corrected p99 within 10% of oha --latency-correction at {rate} requests/s"
+        ),
         q,
         |q| {
             format!(

@@ -641,11 +641,7 @@ fn latency_run(
     };
     info!(
         generator = kind.name(),
-        repeat,
-        rate_target,
-        p50_us,
-        p99_us,
-        "latency run done"
+        repeat, rate_target, p50_us, p99_us, "latency run done"
     );
     Ok(LatencySample {
         generator: kind,
