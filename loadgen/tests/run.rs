@@ -39,11 +39,7 @@ fn closed_loop_counts_add_up_and_bytes_are_counted() {
 
 #[test]
 fn stalls_show_in_corrected_percentiles_not_uncorrected() {
-    let stall = (Duration::from_secs(1), Duration::from_millis(250));
-    let server = TestServer::start(Behaviour {
-        stall: Some(stall),
-        ..Default::default()
-    });
+    let server = TestServer::stalling(Duration::from_secs(1), Duration::from_millis(250));
     let url = server.url("/");
     let r = run(
         &config(&["-c", "2", "-t", "1", "-d", "3s", "-R", "1000", &url]),
@@ -457,11 +453,7 @@ fn a_keep_alive_connection_closed_by_the_server_is_retried_not_an_error() {
 fn http2_streams_share_one_connection() {
     // Every response waits for the next 100 ms boundary: one request at a
     // time could finish at most 5 in 400 ms; four streams finish about 16.
-    let stall = (Duration::from_millis(100), Duration::from_millis(100));
-    let server = TestServer::start(Behaviour {
-        stall: Some(stall),
-        ..Default::default()
-    });
+    let server = TestServer::stalling(Duration::from_millis(100), Duration::from_millis(100));
     let url = server.url("/");
     let cfg = config(&[
         "-c",
@@ -489,24 +481,10 @@ fn requests_held_past_the_timeout_are_timeouts_and_the_run_goes_on() {
     // Every second, responses are held for 500 ms: a request caught in
     // that hold outlives the 150 ms timeout, however many requests the
     // connection has carried before it.
-    let stall = (Duration::from_secs(1), Duration::from_millis(500));
-    let server = TestServer::start(Behaviour {
-        stall: Some(stall),
-        ..Default::default()
-    });
+    let server = TestServer::stalling(Duration::from_secs(1), Duration::from_millis(500));
     let url = server.url("/");
-    let cfg = config(&[
-        "-c",
-        "2",
-        "-t",
-        "1",
-        "-d",
-        "2500ms",
-        "--timeout",
-        "150ms",
-        &url,
-    ]);
-    let r = run(&cfg, false).unwrap();
+    let args = ["-c", "2", "-t", "1", "-d", "2500ms", "--timeout", "150ms"];
+    let r = run(&config(&[&args[..], &[&url]].concat()), false).unwrap();
     assert_counts_add_up(&r);
     let s = &r.summary;
     assert!(

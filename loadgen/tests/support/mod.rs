@@ -52,6 +52,15 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// Starts a plain-HTTP server that, every `period`, holds all
+    /// responses for `length`.
+    pub fn stalling(period: Duration, length: Duration) -> Self {
+        Self::start(Behaviour {
+            stall: Some((period, length)),
+            ..Default::default()
+        })
+    }
+
     /// Starts a server on 127.0.0.1 on an ephemeral port.
     pub fn start(behaviour: Behaviour) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
