@@ -1,16 +1,23 @@
 //! Precise wake-ups for the open-loop schedule. Tokio's timers round a
 //! deadline up to the next millisecond, which would add up to 1 ms of the
 //! generator's own delay to every corrected latency; a timerfd per
-//! connection wakes within microseconds, for one syscall per wait.
+//! connection wakes within microseconds, for one syscall per wait. It is
+//! armed a little early and the rest is waited by yielding, because waking
+//! an idle CPU (a VM's most of all) takes tens of microseconds that would
+//! otherwise count as latency of the server.
 
 use std::os::fd::{AsFd, AsRawFd, RawFd};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nix::sys::time::TimeSpec;
 use nix::sys::timer::Expiration;
 use nix::sys::timerfd::{ClockId, TimerFd, TimerFlags, TimerSetTimeFlags};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
+
+/// How much earlier than the due time the timerfd fires; the pacer yields
+/// to the other connections until the due time itself.
+const EARLY: Duration = Duration::from_micros(50);
 
 /// Waits until an instant, precisely when a timerfd is available, with
 /// tokio's millisecond timer otherwise.
@@ -59,9 +66,13 @@ impl Pacer {
                 tokio::time::sleep_until(due.into()).await;
                 return;
             };
+            if due - now <= EARLY {
+                tokio::task::yield_now().await;
+                continue;
+            }
             // Arming resets the expiration count, so the fd is readable
             // again only when this deadline passes.
-            let left = TimeSpec::from_duration(due - now);
+            let left = TimeSpec::from_duration(due - now - EARLY);
             if timer
                 .get_ref()
                 .0

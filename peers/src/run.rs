@@ -200,6 +200,10 @@ pub struct LatencySample {
     pub p50_us: f64,
     /// p99 latency, µs, as the generator reports it.
     pub p99_us: f64,
+    /// loadgen only: p99 from the actual send rather than the intended
+    /// one, µs. oha's figure starts when its dispatcher woke, so it leaves
+    /// out the generator's own lateness, as this one does.
+    pub p99_from_send_us: Option<f64>,
 }
 
 /// Everything measured in one peers run.
@@ -623,20 +627,21 @@ fn latency_run(
             &setup.work_dir,
         )
     })?;
-    let (p50_us, p99_us) = match kind {
-        GeneratorKind::Oha => {
-            oha_percentiles_us(&run.stdout).ok_or_else(|| PeersError::Generator {
+    let (p50_us, p99_us, p99_from_send_us) = match kind {
+        GeneratorKind::Oha => oha_percentiles_us(&run.stdout)
+            .ok_or_else(|| PeersError::Generator {
                 generator: "oha".into(),
                 detail: format!(
                     "printed no latencyPercentiles p50/p99 in its JSON (see {})",
                     setup.work_dir.join(format!("{name}.stdout")).display()
                 ),
-            })?
-        }
+            })
+            .map(|(p50, p99)| (p50, p99, None))?,
         _ => {
             let report = read_loadgen_report(&json)?;
             let c = &report.summary.latency_corrected;
-            (c.p50_us as f64, c.p99_us as f64)
+            let from_send = report.summary.latency_uncorrected.p99_us as f64;
+            (c.p50_us as f64, c.p99_us as f64, Some(from_send))
         }
     };
     info!(
@@ -650,5 +655,6 @@ fn latency_run(
         server_requests,
         p50_us,
         p99_us,
+        p99_from_send_us,
     })
 }
