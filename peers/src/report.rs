@@ -531,13 +531,20 @@ fn generator_figures(m: &Measurements) -> Vec<Figure> {
             GeneratorKind::Oha => "oha --latency-correction, JSON latencyPercentiles",
             _ => "loadgen corrected histogram (from the intended send time)",
         };
-        for (metric, how, values) in [
-            ("p50", how, of.iter().map(|s| s.p50_us).collect::<Vec<_>>()),
-            ("p99", how, of.iter().map(|s| s.p99_us).collect()),
+        for (metric, unit, how, values) in [
+            ("p50", "µs", how, of.iter().map(|s| s.p50_us).collect::<Vec<_>>()),
+            ("p99", "µs", how, of.iter().map(|s| s.p99_us).collect()),
             (
                 "p99 from the send",
+                "µs",
                 "loadgen uncorrected histogram (from the actual send, like oha's stamp)",
                 of.iter().filter_map(|s| s.p99_from_send_us).collect(),
+            ),
+            (
+                "late sends",
+                "requests",
+                "loadgen: sent over 2 ms after their due time with the connection free (its own late wake-ups)",
+                of.iter().filter_map(|s| s.late_sends.map(|n| n as f64)).collect(),
             ),
         ] {
             if let Some(spread) = Spread::of(&values) {
@@ -545,7 +552,7 @@ fn generator_figures(m: &Measurements) -> Vec<Figure> {
                     subject: kind.name().into(),
                     cell: fixed_rate_cell(rate),
                     metric: metric.into(),
-                    unit: "µs".into(),
+                    unit: unit.into(),
                     how: how.into(),
                     spread,
                 });

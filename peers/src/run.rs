@@ -204,6 +204,9 @@ pub struct LatencySample {
     /// one, µs. oha's figure starts when its dispatcher woke, so it leaves
     /// out the generator's own lateness, as this one does.
     pub p99_from_send_us: Option<f64>,
+    /// loadgen only: requests it sent over 2 ms after their due time with
+    /// their connection free, i.e. its own late wake-ups.
+    pub late_sends: Option<u64>,
 }
 
 /// Everything measured in one peers run.
@@ -627,7 +630,7 @@ fn latency_run(
             &setup.work_dir,
         )
     })?;
-    let (p50_us, p99_us, p99_from_send_us) = match kind {
+    let (p50_us, p99_us, p99_from_send_us, late_sends) = match kind {
         GeneratorKind::Oha => oha_percentiles_us(&run.stdout)
             .ok_or_else(|| PeersError::Generator {
                 generator: "oha".into(),
@@ -636,12 +639,18 @@ fn latency_run(
                     setup.work_dir.join(format!("{name}.stdout")).display()
                 ),
             })
-            .map(|(p50, p99)| (p50, p99, None))?,
+            .map(|(p50, p99)| (p50, p99, None, None))?,
         _ => {
             let report = read_loadgen_report(&json)?;
             let c = &report.summary.latency_corrected;
             let from_send = report.summary.latency_uncorrected.p99_us as f64;
-            (c.p50_us as f64, c.p99_us as f64, Some(from_send))
+            let late = report.summary.late_sends;
+            (
+                c.p50_us as f64,
+                c.p99_us as f64,
+                Some(from_send),
+                Some(late),
+            )
         }
     };
     info!(
@@ -656,5 +665,6 @@ fn latency_run(
         p50_us,
         p99_us,
         p99_from_send_us,
+        late_sends,
     })
 }
