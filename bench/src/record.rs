@@ -304,12 +304,13 @@ pub(crate) mod fixtures {
                 "unfinished": 0, "bytes_received": requests * 5000, "bytes_sent": requests * 100,
                 "connections_opened": 8, "duration_s": 2.0, "rate_target": null,
                 "rate_achieved": rate, "below_target": false,
-                "latency_corrected": p, "latency_uncorrected": p,
+                "latency_corrected": p, "latency_less_own_lag": p, "latency_uncorrected": p,
                 "phases": Phases::default(), "errors_by_kind": {}, "max_send_lag_us": 0
             },
             "time_series": [],
             "histograms": {
-                "corrected": encode_histogram(&h), "uncorrected": encode_histogram(&h),
+                "corrected": encode_histogram(&h), "less_own_lag": encode_histogram(&h),
+                "uncorrected": encode_histogram(&h),
                 "connect": encode_histogram(&new_histogram()),
                 "tls": encode_histogram(&new_histogram()), "ttfb": encode_histogram(&h)
             },

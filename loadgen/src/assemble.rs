@@ -27,6 +27,8 @@ pub const BUSY_SHARE: f64 = 0.9;
 pub struct Totals {
     /// Corrected latency, µs.
     pub corrected: Histogram<u64>,
+    /// Corrected latency less the generator's own lag, µs.
+    pub less_own_lag: Histogram<u64>,
     /// Uncorrected latency, µs.
     pub uncorrected: Histogram<u64>,
     /// Connect, µs.
@@ -63,6 +65,7 @@ impl Default for Totals {
     fn default() -> Self {
         Totals {
             corrected: new_histogram(),
+            less_own_lag: new_histogram(),
             uncorrected: new_histogram(),
             connect: new_histogram(),
             tls: new_histogram(),
@@ -103,6 +106,7 @@ impl Totals {
     /// Adds one worker's recorder.
     pub fn add_recorder(&mut self, r: &Recorder) -> Result<(), ReportError> {
         add(&mut self.corrected, &r.corrected);
+        add(&mut self.less_own_lag, &r.less_own_lag);
         add(&mut self.uncorrected, &r.uncorrected);
         add(&mut self.connect, &r.connect);
         add(&mut self.tls, &r.tls);
@@ -133,6 +137,10 @@ impl Totals {
         add(
             &mut self.corrected,
             &decode_histogram("corrected", &h.corrected)?,
+        );
+        add(
+            &mut self.less_own_lag,
+            &decode_histogram("less_own_lag", &h.less_own_lag)?,
         );
         add(
             &mut self.uncorrected,
@@ -254,6 +262,7 @@ impl Totals {
                 rate_achieved,
                 below_target,
                 latency_corrected: Percentiles::of(&self.corrected),
+                latency_less_own_lag: Percentiles::of(&self.less_own_lag),
                 latency_uncorrected: Percentiles::of(&self.uncorrected),
                 phases: Phases {
                     connect: Percentiles::of(&self.connect),
@@ -267,6 +276,7 @@ impl Totals {
             time_series,
             histograms: Histograms {
                 corrected: encode_histogram(&self.corrected),
+                less_own_lag: encode_histogram(&self.less_own_lag),
                 uncorrected: encode_histogram(&self.uncorrected),
                 connect: encode_histogram(&self.connect),
                 tls: encode_histogram(&self.tls),

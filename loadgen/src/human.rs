@@ -64,8 +64,9 @@ pub fn summary(r: &Report) -> String {
         "  latency     {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
         "p50", "p90", "p99", "p99.9", "p99.99", "max", "count"
     );
-    let rows: [(&str, &Percentiles); 5] = [
+    let rows: [(&str, &Percentiles); 6] = [
         ("corrected", &s.latency_corrected),
+        ("less lag", &s.latency_less_own_lag),
         ("uncorrected", &s.latency_uncorrected),
         ("connect", &s.phases.connect),
         ("tls", &s.phases.tls),
@@ -87,7 +88,7 @@ pub fn summary(r: &Report) -> String {
             p.count
         );
     }
-    let _ = writeln!(out, "              (corrected: from the intended start on the schedule; uncorrected: from the actual send)");
+    let _ = writeln!(out, "              (corrected: from the intended start on the schedule; less lag: corrected less loadgen's own send lag; uncorrected: from the actual send)");
     if !s.errors_by_kind.is_empty() {
         let kinds: Vec<String> = s
             .errors_by_kind

@@ -111,6 +111,7 @@ mod tests {
             let s = Sample {
                 intended: at,
                 sent: at + lat / 3,
+                own_lag: Duration::ZERO,
                 first_byte: at + lat / 2,
                 done: at + lat,
                 bytes_received: 100,

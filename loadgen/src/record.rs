@@ -1,5 +1,5 @@
-//! Per-worker recording: HdrHistograms (corrected, uncorrected, connect,
-//! TLS, time to first byte), counters, errors by kind, and the per-second
+//! Per-worker recording: HdrHistograms (corrected, corrected less the
+//! generator's own lag, uncorrected, connect, TLS, time to first byte), counters, errors by kind, and the per-second
 //! series, all owned by one thread so the hot path shares nothing.
 
 use std::collections::BTreeMap;
@@ -72,6 +72,10 @@ pub struct Sample {
     pub intended: Instant,
     /// When its first byte was written.
     pub sent: Instant,
+    /// How much later than it could have been the request was sent: after
+    /// its due time and after its connection was free, the generator's own
+    /// lateness (zero closed loop).
+    pub own_lag: Duration,
     /// When the first response byte arrived.
     pub first_byte: Instant,
     /// When the response was complete.
@@ -103,6 +107,8 @@ pub struct Recorder {
     pub window_start: Instant,
     /// Latency from the intended start, µs.
     pub corrected: Histogram<u64>,
+    /// Latency from the intended start less the generator's own lag, µs.
+    pub less_own_lag: Histogram<u64>,
     /// Latency from the actual send, µs.
     pub uncorrected: Histogram<u64>,
     /// TCP connect, µs.
@@ -137,6 +143,16 @@ pub struct Recorder {
     current_hist: Histogram<u64>,
 }
 
+/// How much later a request was sent than it could have been: after its
+/// due time `intended` and after `free_at`, when its connection's previous
+/// response finished. A slow server makes `free_at` late and the send
+/// waits for it, which is the server's doing (the coordinated omission the
+/// corrected histogram puts back); whatever comes on top is the
+/// generator's own lateness.
+pub fn own_lag(intended: Instant, free_at: Instant, sent: Instant) -> Duration {
+    sent.saturating_duration_since(intended.max(free_at))
+}
+
 /// Scheduling lag beyond which a send counts as late: 2 ms, twice the
 /// 1 ms resolution of the runtime's timers.
 pub const LATE_SEND: Duration = Duration::from_millis(2);
@@ -147,6 +163,7 @@ impl Recorder {
         Recorder {
             window_start,
             corrected: new_histogram(),
+            less_own_lag: new_histogram(),
             uncorrected: new_histogram(),
             connect: new_histogram(),
             tls: new_histogram(),
@@ -172,6 +189,8 @@ impl Recorder {
         self.roll_to(s.done);
         let corrected = micros(s.done - s.intended);
         self.corrected.saturating_record(corrected);
+        self.less_own_lag
+            .saturating_record(micros((s.done - s.intended).saturating_sub(s.own_lag)));
         self.uncorrected.saturating_record(micros(s.done - s.sent));
         self.ttfb.saturating_record(micros(s.first_byte - s.sent));
         self.current_hist.saturating_record(corrected);
@@ -195,10 +214,10 @@ impl Recorder {
     }
 
     /// Records how late a send was: `lag` from the intended start, and
-    /// `sched_lag` beyond the moment the connection was free to send.
-    pub fn record_send_lag(&mut self, lag: Duration, sched_lag: Duration) {
+    /// `own_lag` beyond the moment the connection was free to send.
+    pub fn record_send_lag(&mut self, lag: Duration, own_lag: Duration) {
         self.max_send_lag_us = self.max_send_lag_us.max(micros(lag));
-        if sched_lag > LATE_SEND {
+        if own_lag > LATE_SEND {
             self.late_sends += 1;
         }
     }
@@ -278,6 +297,7 @@ mod tests {
             let s = Sample {
                 intended: at,
                 sent: at,
+                own_lag: Duration::ZERO,
                 first_byte: at,
                 done: at + Duration::from_micros(50),
                 bytes_received: 10,
@@ -292,5 +312,48 @@ mod tests {
         assert_eq!(r.seconds[&2].errors, 1);
         assert_eq!(r.corrected.len(), 30);
         assert_eq!((r.bytes_received, r.error_count()), (300, 1));
+    }
+
+    #[test]
+    fn a_wait_for_the_server_stays_in_less_own_lag_and_the_generators_own_delay_does_not() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut r = Recorder::new(t0);
+        // Due at 10 ms, the connection busy until 13 ms, sent at 13 ms and
+        // answered 1 ms later: all 4 ms are the server's.
+        let due = t0 + ms(10);
+        let waited = Sample {
+            intended: due,
+            sent: due + ms(3),
+            own_lag: own_lag(due, due + ms(3), due + ms(3)),
+            first_byte: due + ms(4),
+            done: due + ms(4),
+            bytes_received: 1,
+            bytes_sent: 1,
+        };
+        // Due at 20 ms on a free connection, but sent at 23 ms because the
+        // generator was late: only the 1 ms answer is the server's.
+        let due = t0 + ms(20);
+        let late = Sample {
+            intended: due,
+            own_lag: own_lag(due, t0 + ms(14), due + ms(3)),
+            ..waited
+        };
+        let late = Sample {
+            sent: due + ms(3),
+            first_byte: due + ms(4),
+            done: due + ms(4),
+            ..late
+        };
+        assert_eq!((waited.own_lag, late.own_lag), (Duration::ZERO, ms(3)));
+        r.record_ok(&waited);
+        r.record_ok(&late);
+        // (smallest, largest) sample, to the histogram's precision.
+        let spans = |h: &Histogram<u64>, low: u64, high: u64| {
+            h.equivalent(h.min(), low) && h.equivalent(h.max(), high)
+        };
+        assert!(spans(&r.corrected, 4000, 4000));
+        assert!(spans(&r.less_own_lag, 1000, 4000));
+        assert!(spans(&r.uncorrected, 1000, 1000));
     }
 }

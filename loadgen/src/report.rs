@@ -205,6 +205,13 @@ pub struct Summary {
     /// Latency from the intended start (coordinated-omission corrected),
     /// µs. Closed loop: equals `latency_uncorrected`.
     pub latency_corrected: Percentiles,
+    /// The corrected latency less the generator's own lag (how much later
+    /// than its due time and its connection's previous response a request
+    /// was sent), µs: the server's response time plus the wait for a
+    /// connection it kept busy, without the generator's scheduling delays
+    /// (an idle VM's CPU waking late). Closed loop: equals
+    /// `latency_uncorrected`.
+    pub latency_less_own_lag: Percentiles,
     /// Latency from the actual start of the request (its connect
     /// included when it needed a new connection), µs.
     pub latency_uncorrected: Percentiles,
@@ -309,6 +316,8 @@ pub struct SecondSample {
 pub struct Histograms {
     /// Latency from the intended start, µs.
     pub corrected: String,
+    /// Latency from the intended start less the generator's own lag, µs.
+    pub less_own_lag: String,
     /// Latency from the actual send, µs.
     pub uncorrected: String,
     /// TCP connect, µs.
@@ -513,6 +522,7 @@ mod tests {
                 rate_achieved: 4.0,
                 below_target: true,
                 latency_corrected: p.clone(),
+                latency_less_own_lag: p.clone(),
                 latency_uncorrected: p.clone(),
                 phases: Phases::default(),
                 errors_by_kind: BTreeMap::from([("refused".to_string(), 1)]),
@@ -522,6 +532,7 @@ mod tests {
             time_series: vec![],
             histograms: Histograms {
                 corrected: encode_histogram(&h),
+                less_own_lag: encode_histogram(&h),
                 uncorrected: encode_histogram(&h),
                 connect: encode_histogram(&new_histogram()),
                 tls: encode_histogram(&new_histogram()),

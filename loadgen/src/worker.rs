@@ -19,7 +19,7 @@ use crate::env::CpuTimes;
 use crate::http1::RequestTemplate;
 use crate::mix::Picker;
 use crate::pacer::Pacer;
-use crate::record::{ErrorKind, Recorder, Sample};
+use crate::record::{own_lag, ErrorKind, Recorder, Sample};
 use crate::schedule::Schedule;
 
 /// After a failed connect in closed loop, wait this long before the next
@@ -171,10 +171,11 @@ async fn connection(
         };
         k += 1;
         let measured = intended >= plan.window_start;
+        let own_lag = own_lag(intended, free_at, send_at);
         if measured {
             let mut r = rec.borrow_mut();
             r.sent += 1;
-            r.record_send_lag(send_at - intended, send_at - intended.max(free_at));
+            r.record_send_lag(send_at.saturating_duration_since(intended), own_lag);
         }
 
         let deadline = (send_at + plan.timeout).min(plan.end);
@@ -230,7 +231,7 @@ async fn connection(
                 if measured {
                     // Closed loop: the request is due when it is sent.
                     let intended = if schedule.is_some() { intended } else { x.sent };
-                    record_exchange(&mut rec.borrow_mut(), intended, &x);
+                    record_exchange(&mut rec.borrow_mut(), intended, own_lag, &x);
                 }
                 false
             }
@@ -264,11 +265,12 @@ fn reset(client: &mut Client) {
     }
 }
 
-fn record_exchange(rec: &mut Recorder, intended: Instant, x: &Exchange) {
+fn record_exchange(rec: &mut Recorder, intended: Instant, own_lag: Duration, x: &Exchange) {
     if (200..400).contains(&x.status) {
         rec.record_ok(&Sample {
             intended,
             sent: x.sent,
+            own_lag,
             first_byte: x.first_byte,
             done: x.done,
             bytes_received: x.bytes_received,

@@ -231,9 +231,11 @@ impl Results {
              queueing in its one thread; loadgen spaces its sends on a finer timer. The \
              higher rate shows that difference. The two stamps also differ: loadgen's \
              corrected figure runs from the intended send time, so a late wake of the \
-             generator itself (a busy shared machine) counts in it, while oha's starts when \
-             its dispatcher woke; loadgen's `p99 from the send` leaves that lateness out as \
-             oha does.\n",
+             generator itself (an idle virtual CPU woken late on a busy host) counts in it, \
+             while oha's starts when its dispatcher woke. loadgen's `p99 less own lag` takes \
+             out of each corrected latency how much later than its due time and its \
+             connection's previous response the request was sent, keeping a wait the server \
+             caused: the same definition as oha's, and the second p99 target.\n",
             crate::run::SERVER_CORE,
             crate::run::GENERATOR_CORE,
             o.connections,
@@ -535,10 +537,10 @@ fn generator_figures(m: &Measurements) -> Vec<Figure> {
             ("p50", "µs", how, of.iter().map(|s| s.p50_us).collect::<Vec<_>>()),
             ("p99", "µs", how, of.iter().map(|s| s.p99_us).collect()),
             (
-                "p99 from the send",
+                "p99 less own lag",
                 "µs",
-                "loadgen uncorrected histogram (from the actual send, like oha's stamp)",
-                of.iter().filter_map(|s| s.p99_from_send_us).collect(),
+                "loadgen corrected histogram less its own send lag (oha's stamp leaves it out too)",
+                of.iter().filter_map(|s| s.p99_less_own_lag_us).collect(),
             ),
             (
                 "late sends",
@@ -677,20 +679,35 @@ fn targets(r: &Results) -> Vec<TargetCheck> {
         ));
     }
     let at = latency_rates(&m.latency).first().copied().unwrap_or(0);
-    let p99 = |kind: GeneratorKind| -> Vec<(u32, f64)> {
+    let p99 = |kind: GeneratorKind, less_own_lag: bool| -> Vec<(u32, f64)> {
         m.latency
             .iter()
             .filter(|s| s.generator == kind && s.rate_target == at)
-            .map(|s| (s.repeat, s.p99_us))
+            .filter_map(|s| {
+                let p99 = if less_own_lag {
+                    s.p99_less_own_lag_us?
+                } else {
+                    s.p99_us
+                };
+                Some((s.repeat, p99))
+            })
             .collect()
     };
-    checks.push(check(
-        format!("loadgen corrected p99 within 10% of oha --latency-correction at {at} requests/s"),
-        paired(&p99(GeneratorKind::Loadgen), &p99(GeneratorKind::Oha)),
-        percent,
-        |q| (q - 1.0).abs() <= 0.10,
-        None,
-    ));
+    for (figure, less_own_lag) in [
+        ("corrected p99 (from the due time)", false),
+        ("corrected p99 less its own send lag", true),
+    ] {
+        checks.push(check(
+            format!("loadgen {figure} within 10% of oha --latency-correction at {at} requests/s"),
+            paired(
+                &p99(GeneratorKind::Loadgen, less_own_lag),
+                &p99(GeneratorKind::Oha, false),
+            ),
+            percent,
+            |q| (q - 1.0).abs() <= 0.10,
+            None,
+        ));
+    }
     checks
 }
 

@@ -200,10 +200,11 @@ pub struct LatencySample {
     pub p50_us: f64,
     /// p99 latency, µs, as the generator reports it.
     pub p99_us: f64,
-    /// loadgen only: p99 from the actual send rather than the intended
-    /// one, µs. oha's figure starts when its dispatcher woke, so it leaves
-    /// out the generator's own lateness, as this one does.
-    pub p99_from_send_us: Option<f64>,
+    /// loadgen only: p99 of the corrected latency less loadgen's own send
+    /// lag (a send later than its due time on a free connection), µs.
+    /// oha's figure starts when its dispatcher woke, so it too leaves out
+    /// the generator's own lateness but keeps a wait for a busy connection.
+    pub p99_less_own_lag_us: Option<f64>,
     /// loadgen only: requests it sent over 2 ms after their due time with
     /// their connection free, i.e. its own late wake-ups.
     pub late_sends: Option<u64>,
@@ -630,7 +631,7 @@ fn latency_run(
             &setup.work_dir,
         )
     })?;
-    let (p50_us, p99_us, p99_from_send_us, late_sends) = match kind {
+    let (p50_us, p99_us, p99_less_own_lag_us, late_sends) = match kind {
         GeneratorKind::Oha => oha_percentiles_us(&run.stdout)
             .ok_or_else(|| PeersError::Generator {
                 generator: "oha".into(),
@@ -643,12 +644,12 @@ fn latency_run(
         _ => {
             let report = read_loadgen_report(&json)?;
             let c = &report.summary.latency_corrected;
-            let from_send = report.summary.latency_uncorrected.p99_us as f64;
+            let less_own_lag = report.summary.latency_less_own_lag.p99_us as f64;
             let late = report.summary.late_sends;
             (
                 c.p50_us as f64,
                 c.p99_us as f64,
-                Some(from_send),
+                Some(less_own_lag),
                 Some(late),
             )
         }
@@ -664,7 +665,7 @@ fn latency_run(
         server_requests,
         p50_us,
         p99_us,
-        p99_from_send_us,
+        p99_less_own_lag_us,
         late_sends,
     })
 }
