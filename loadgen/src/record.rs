@@ -1,6 +1,7 @@
 //! Per-worker recording: HdrHistograms (corrected, corrected less the
-//! generator's own lag, uncorrected, connect, TLS, time to first byte), counters, errors by kind, and the per-second
-//! series, all owned by one thread so the hot path shares nothing.
+//! generator's own lag, uncorrected, connect, TLS, time to first byte),
+//! counters, errors by kind, and the per-second series, all owned by one
+//! thread so the hot path shares nothing.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -336,14 +337,11 @@ mod tests {
         let due = t0 + ms(20);
         let late = Sample {
             intended: due,
-            own_lag: own_lag(due, t0 + ms(14), due + ms(3)),
-            ..waited
-        };
-        let late = Sample {
             sent: due + ms(3),
+            own_lag: own_lag(due, t0 + ms(14), due + ms(3)),
             first_byte: due + ms(4),
             done: due + ms(4),
-            ..late
+            ..waited
         };
         assert_eq!((waited.own_lag, late.own_lag), (Duration::ZERO, ms(3)));
         r.record_ok(&waited);

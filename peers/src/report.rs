@@ -114,15 +114,6 @@ impl Results {
         results
     }
 
-    /// The median of `metric` for `subject` in `cell`.
-    pub fn median(&self, subject: &str, cell: &str, metric: &str) -> Option<f64> {
-        self.server_figures
-            .iter()
-            .chain(&self.generator_figures)
-            .find(|f| f.subject == subject && f.cell == cell && f.metric == metric)
-            .map(|f| f.spread.median)
-    }
-
     /// Writes `results.json`, `report.md` and the charts into `dir`;
     /// returns the files written.
     pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>, PeersError> {
