@@ -320,29 +320,22 @@ mod tests {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
         let mut r = Recorder::new(t0);
-        // Due at 10 ms, the connection busy until 13 ms, sent at 13 ms and
-        // answered 1 ms later: all 4 ms are the server's.
-        let due = t0 + ms(10);
-        let waited = Sample {
+        // Due at `due`, the connection free at `free_at`, sent 3 ms after
+        // the due time and answered 1 ms after the send.
+        let sample = |due: Instant, free_at: Instant| Sample {
             intended: due,
             sent: due + ms(3),
-            own_lag: own_lag(due, due + ms(3), due + ms(3)),
+            own_lag: own_lag(due, free_at, due + ms(3)),
             first_byte: due + ms(4),
             done: due + ms(4),
             bytes_received: 1,
             bytes_sent: 1,
         };
-        // Due at 20 ms on a free connection, but sent at 23 ms because the
-        // generator was late: only the 1 ms answer is the server's.
-        let due = t0 + ms(20);
-        let late = Sample {
-            intended: due,
-            sent: due + ms(3),
-            own_lag: own_lag(due, t0 + ms(14), due + ms(3)),
-            first_byte: due + ms(4),
-            done: due + ms(4),
-            ..waited
-        };
+        // The connection busy until the send: all 4 ms are the server's.
+        let waited = sample(t0 + ms(10), t0 + ms(13));
+        // The connection free before the due time, the generator late:
+        // only the 1 ms answer is the server's.
+        let late = sample(t0 + ms(20), t0 + ms(14));
         assert_eq!((waited.own_lag, late.own_lag), (Duration::ZERO, ms(3)));
         r.record_ok(&waited);
         r.record_ok(&late);
